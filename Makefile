@@ -1,0 +1,43 @@
+# One entry point for setup, tests, packaging and the product's main jobs.
+# Every target that runs Python depends on `setup`, which is idempotent: a second run
+# only checks two stamp files.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian's interpreter: the only one that sees QGIS's Python bindings.
+SYSTEM_PYTHON := /usr/bin/python3
+APT_PACKAGES := python3-qgis qgis python3-venv
+APT_STAMP := $(VENV)/.apt-ok
+PIP_STAMP := $(VENV)/.requirements-ok
+# Headless Qt for tests and scripts.
+export QT_QPA_PLATFORM := offscreen
+export XDG_RUNTIME_DIR := /tmp/runtime-$(shell id -u)
+
+.PHONY: setup test package clean
+
+setup: $(PIP_STAMP)
+
+$(APT_STAMP):
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing with apt-get:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@[ -d $(VENV) ] || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+	@touch $@
+
+$(PIP_STAMP): $(APT_STAMP) requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+test: setup
+	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
+	$(PY) -m pytest
+
+package: setup
+	$(PY) -m tools.package_plugin dist/dubai_segmenter.zip
+
+clean:
+	rm -rf dist .pytest_cache

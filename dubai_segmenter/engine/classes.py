@@ -1,0 +1,35 @@
+"""The land-cover classes of the HITL / MBRSC Dubai dataset.
+
+Colours are those found in the mask PNGs (see the dataset's SOURCE.md), not those of its
+classes.json, which do not match the pixels. Class ids follow the reference project.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Class id written for pixels that have no data (outside the input's valid area).
+NODATA_CLASS = 255
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One output class: its id in the classified raster, a display name and RGB colour."""
+
+    id: int
+    name: str
+    color: tuple[int, int, int]
+
+    @property
+    def key(self) -> str:
+        """Short lower-case name used on the command line ("building", "road" ...)."""
+        return self.name.split(" ")[0].lower()
+
+
+DUBAI_CLASSES: tuple[ClassInfo, ...] = (
+    ClassInfo(0, "Building", (60, 16, 152)),
+    ClassInfo(1, "Land (unpaved area)", (132, 41, 246)),
+    ClassInfo(2, "Road", (110, 193, 228)),
+    ClassInfo(3, "Vegetation", (254, 221, 58)),
+    ClassInfo(4, "Water", (226, 169, 41)),
+    ClassInfo(5, "Unlabeled", (155, 155, 155)),
+)
