@@ -1,0 +1,46 @@
+"""`make package` builds a zip that QGIS's "Install from ZIP" accepts."""
+import configparser
+import zipfile
+
+import pytest
+
+from tools.package_plugin import build_zip
+
+REQUIRED_METADATA = (
+    "name", "qgisMinimumVersion", "description", "about", "version", "author",
+    "email", "repository", "tracker", "homepage", "tags", "category", "icon",
+    "hasProcessingProvider", "experimental",
+)
+
+
+@pytest.fixture(scope="module")
+def plugin_zip(tmp_path_factory):
+    return build_zip(tmp_path_factory.mktemp("dist") / "dubai_segmenter.zip")
+
+
+def test_zip_has_one_plugin_folder_with_metadata_and_class_factory(plugin_zip):
+    with zipfile.ZipFile(plugin_zip) as archive:
+        names = archive.namelist()
+        assert {name.split("/")[0] for name in names} == {"dubai_segmenter"}
+        assert "dubai_segmenter/metadata.txt" in names
+        assert "def classFactory" in archive.read("dubai_segmenter/__init__.py").decode()
+
+
+def test_zip_metadata_is_complete_and_points_at_a_packaged_icon(plugin_zip):
+    with zipfile.ZipFile(plugin_zip) as archive:
+        parser = configparser.ConfigParser()
+        parser.read_string(archive.read("dubai_segmenter/metadata.txt").decode())
+        general = parser["general"]
+        missing = [key for key in REQUIRED_METADATA if not general.get(key, "").strip()]
+        assert not missing
+        assert general["qgisMinimumVersion"] == "3.22"
+        assert general["hasProcessingProvider"] == "yes"
+        assert f"dubai_segmenter/{general['icon']}" in archive.namelist()
+
+
+def test_zip_holds_no_tests_training_code_or_caches(plugin_zip):
+    with zipfile.ZipFile(plugin_zip) as archive:
+        for name in archive.namelist():
+            parts = name.split("/")
+            assert "__pycache__" not in parts and not name.endswith(".pyc"), name
+            assert parts[1] not in {"tests", "training", ".venv"}, name
