@@ -1,0 +1,1 @@
+"""Training, evaluation and export of the Dubai land-cover model (never imported by the plugin)."""
