@@ -1,0 +1,216 @@
+"""Writing the classified GeoTIFF: class ids streamed in by rows, styled, and only then made visible.
+
+The file is what an analyst opens in QGIS or GDAL, so it carries its own legend: a colour
+table in the class colours and the class names as GDAL category names (GeoTIFF has no
+tag for those, so GDAL keeps them in the ``.aux.xml`` sidecar next to the file, which
+``gdalinfo`` and QGIS read). It is tiled (512), DEFLATE-compressed and has mode-resampled
+overviews so it displays fast at any scale.
+
+It is written under a hidden temporary name in the output folder and renamed when
+complete: a failed or cancelled run leaves nothing that looks like a result, and an
+earlier result at the same path stays untouched until the new one is whole.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from dubai_segmenter.engine.classes import NODATA_CLASS, ClassInfo
+
+BLOCK_SIZE = 512
+#: Overviews are added (x2, x4 ...) until the coarsest is at most this many pixels across.
+OVERVIEW_MIN_SIZE = 256
+CONFIDENCE_DESCRIPTION = "confidence (%): blended probability of the chosen class"
+
+
+class OutputPathError(ValueError):
+    """The output cannot be written where asked (the message says why and what to do)."""
+
+
+def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | None = None) -> Path:
+    """``path`` as a Path if a file can be created there, else OutputPathError."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputPathError(f"output {path} is a directory; give a file name such as {path / 'classes.tif'}")
+    if not folder.is_dir():
+        raise OutputPathError(f"output folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write to folder {folder} (permission denied); choose another output path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputPathError(f"output {path} exists and is read-only; choose another output path")
+    if input_path is not None and path.resolve() == Path(input_path).resolve():
+        raise OutputPathError(f"output {path} is the input raster; the input is never overwritten, choose another path")
+    return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def overview_factors(width: int, height: int) -> list[int]:
+    """x2, x4 ... until the coarsest overview is at most OVERVIEW_MIN_SIZE pixels across."""
+    factors, factor = [], 2
+    while math.ceil(max(width, height) / (factor // 2)) > OVERVIEW_MIN_SIZE:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+class ClassifiedRasterWriter:
+    """Streams rows of class ids (and optionally confidence) into a styled GeoTIFF.
+
+    Rows must come in order, top to bottom. They are buffered into whole 512-row block
+    rows so every compressed block is written once. Use as a context manager: leaving it
+    with an exception removes the temporary file; call ``finish()`` to publish the result.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        width: int,
+        height: int,
+        crs: Any,
+        transform: Any,
+        classes: Sequence[ClassInfo],
+        confidence: bool = False,
+        tags: dict[str, str] | None = None,
+        overviews: bool = True,
+    ) -> None:
+        self.path = check_output_path(path)
+        self._overviews = overviews
+        self.classes = tuple(classes)
+        self.width, self.height = width, height
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial")
+        os.close(handle)
+        self._temporary = Path(temporary)
+        os.chmod(self._temporary, 0o666 & ~_current_umask())  # mkstemp makes it private (0600)
+        self._bands = 2 if confidence else 1
+        try:
+            self._dataset = rasterio.open(
+                self._temporary,
+                "w",
+                driver="GTiff",
+                width=width,
+                height=height,
+                count=self._bands,
+                dtype="uint8",
+                crs=crs,
+                transform=transform,
+                nodata=NODATA_CLASS,
+                tiled=True,
+                blockxsize=BLOCK_SIZE,
+                blockysize=BLOCK_SIZE,
+                compress="deflate",
+                bigtiff="if_safer",
+            )
+        except Exception:
+            self._remove_temporary()
+            raise
+        self._dataset.write_colormap(1, self._colour_table())
+        self._dataset.set_band_description(1, "class id")
+        if confidence:
+            self._dataset.set_band_description(2, CONFIDENCE_DESCRIPTION)
+        self._dataset.update_tags(
+            CLASSES=json.dumps([{"id": c.id, "name": c.name, "color": list(c.color)} for c in self.classes]),
+            **(tags or {}),
+        )
+        self._buffer = np.full((self._bands, min(BLOCK_SIZE, height), width), NODATA_CLASS, dtype=np.uint8)
+        self._buffer_top = 0  # raster row of the buffer's first row
+        self._next_row = 0
+        self.class_counts = np.zeros(256, dtype=np.int64)
+
+    @property
+    def has_confidence(self) -> bool:
+        return self._bands == 2
+
+    def _colour_table(self) -> dict[int, tuple[int, int, int, int]]:
+        table = {c.id: (*c.color, 255) for c in self.classes}
+        table[NODATA_CLASS] = (0, 0, 0, 0)
+        return table
+
+    def write_rows(self, first_row: int, class_ids: np.ndarray, confidence: np.ndarray | None = None) -> None:
+        """Write (rows, width) uint8 class ids (NODATA_CLASS = no data) starting at ``first_row``."""
+        if first_row != self._next_row:
+            raise ValueError(f"rows must be written in order: expected row {self._next_row}, got {first_row}")
+        if class_ids.shape[1] != self.width or (confidence is None) != (self._bands == 1):
+            raise ValueError("rows do not match the output's width or band count")
+        layers = [class_ids] if confidence is None else [class_ids, confidence]
+        self.class_counts += np.bincount(class_ids.ravel(), minlength=256)
+        done = 0
+        while done < class_ids.shape[0]:
+            offset = self._next_row - self._buffer_top
+            count = min(class_ids.shape[0] - done, self._buffer.shape[1] - offset)
+            for band, layer in enumerate(layers):
+                self._buffer[band, offset : offset + count] = layer[done : done + count]
+            done += count
+            self._next_row += count
+            if self._next_row - self._buffer_top == self._buffer.shape[1] or self._next_row == self.height:
+                self._flush()
+
+    def _flush(self) -> None:
+        rows = self._next_row - self._buffer_top
+        window = Window(0, self._buffer_top, self.width, rows)
+        self._dataset.write(self._buffer[:, :rows], window=window)
+        self._buffer_top = self._next_row
+        self._buffer[:] = NODATA_CLASS
+
+    def finish(self) -> Path:
+        """Add overviews (unless disabled) and class names, then rename the file to its final path."""
+        if self._next_row != self.height:
+            raise ValueError(f"only {self._next_row} of {self.height} rows were written")
+        with rasterio.Env(COMPRESS_OVERVIEW="DEFLATE"):
+            factors = overview_factors(self.width, self.height) if self._overviews else []
+            if factors:
+                self._dataset.build_overviews(factors, Resampling.mode)
+            self._dataset.close()
+        self._write_category_names()
+        sidecar = Path(f"{self._temporary}.aux.xml")
+        final_sidecar = Path(f"{self.path}.aux.xml")
+        if sidecar.exists():
+            os.replace(sidecar, final_sidecar)
+        elif final_sidecar.exists():
+            final_sidecar.unlink()  # an older result's legend must not describe this file
+        os.replace(self._temporary, self.path)
+        return self.path
+
+    def _write_category_names(self) -> None:
+        """Class names as GDAL category names (index = pixel value): rasterio has no API for them."""
+        from osgeo import gdal
+
+        names = [""] * (max(c.id for c in self.classes) + 1)
+        for c in self.classes:
+            names[c.id] = c.name
+        dataset = gdal.Open(str(self._temporary), gdal.GA_Update)
+        if dataset is None or dataset.GetRasterBand(1).SetCategoryNames(names) != 0:
+            raise OSError(f"could not write class names into {self._temporary}.aux.xml")
+        dataset = None  # closing writes the sidecar
+
+    def abort(self) -> None:
+        """Close and delete the temporary file(s); the final path is left as it was."""
+        if not self._dataset.closed:
+            self._dataset.close()
+        self._remove_temporary()
+
+    def _remove_temporary(self) -> None:
+        for leftover in (self._temporary, Path(f"{self._temporary}.aux.xml")):
+            leftover.unlink(missing_ok=True)
+
+    def __enter__(self) -> "ClassifiedRasterWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.abort()

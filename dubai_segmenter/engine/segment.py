@@ -1,0 +1,330 @@
+"""The segmentation driver: raster (or array) in, blended per-pixel classes out, streamed.
+
+One loop (``blend_tiles``) serves both entry points, so the training evaluation
+(``segment_array``) measures exactly what users get from ``segment_raster``:
+strips of rows are read, cut into tiles (``tiling``), batched through the predictor,
+blended (``blending``) and handed back as finished blocks while the next strip is read.
+Memory depends on tile size, overlap, batch size and the raster's width, never its
+height. Tiles without a single valid pixel are not sent to the model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from dubai_segmenter.engine.blending import BlendedBlock, BlendingAccumulator
+from dubai_segmenter.engine.classes import NODATA_CLASS
+from dubai_segmenter.engine.geotiff_output import BLOCK_SIZE, ClassifiedRasterWriter, check_output_path
+from dubai_segmenter.engine.predictors import Predictor
+from dubai_segmenter.engine.progress import CancelCheck, ProgressCallback, check_cancelled, report, sub_progress
+from dubai_segmenter.engine.raster_input import (
+    BandScaling,
+    choose_bands,
+    compute_scaling,
+    open_raster,
+    read_rows,
+    read_validity,
+    resampled,
+)
+from dubai_segmenter.engine.tiling import RowReader, TileGrid, check_tiling, read_strip
+
+#: Share of the progress bar given to inference when a processing resolution adds a
+#: second pass (resampling the classes back to the input grid).
+INFERENCE_SHARE_WITH_RESAMPLING = 0.9
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    bands: tuple[int, ...] | None = None  # 1-based; default: first model.input_bands bands
+    tile_size: int | None = None  # default: the predictor's
+    overlap: int | None = None  # default: model's
+    batch_size: int = 1
+    resolution: float | None = None  # processing ground resolution (CRS units/pixel)
+    confidence: bool = False  # add a second band with the max probability (0..100)
+
+
+@dataclass
+class SegmentResult:
+    output_path: Path
+    class_pixel_counts: dict[int, int]  # pixels per class id in the output (no-data pixels not counted)
+    width: int
+    height: int
+    seconds: float
+    tiles: int = 0  # tiles in the grid (at the processing resolution)
+    skipped_tiles: int = 0  # tiles without valid pixels, not sent to the model
+    details: dict[str, str] = field(default_factory=dict)  # bands, scaling, tiling: for logs
+
+
+@dataclass
+class _TileCounter:
+    total: int
+    done: int = 0
+    skipped: int = 0
+
+
+def blend_tiles(
+    read_rows_: RowReader,
+    to_input: Callable[[np.ndarray], np.ndarray],
+    grid: TileGrid,
+    predictor: Predictor,
+    batch_size: int = 1,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    counter: _TileCounter | None = None,
+) -> Iterator[BlendedBlock]:
+    """Run every tile of ``grid`` through ``predictor`` and yield blended blocks as they finish.
+
+    ``to_input`` turns raw strip pixels (tile, tile, bands) into a new float32 model input.
+    Batches may span tile rows, so every call but the last gets ``batch_size`` tiles.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    counter = counter or _TileCounter(grid.tile_count)
+    accumulator = BlendingAccumulator(grid, len(predictor.metadata.classes))
+    tile = grid.tile_size
+    pending: list[tuple[np.ndarray | None, np.ndarray | None]] = []
+    queued = 0
+
+    def run_pending() -> Iterator[BlendedBlock]:
+        inputs = [item for item, _ in pending if item is not None]
+        outputs = iter(predictor.predict(np.stack(inputs))) if inputs else iter(())
+        for item, valid in pending:
+            yield from accumulator.add(next(outputs) if item is not None else None, valid)
+        counter.done += len(pending)
+        report(progress, counter.done / counter.total, f"tile {counter.done}/{counter.total}")
+        pending.clear()
+
+    for k in range(len(grid.rows)):
+        check_cancelled(cancel)
+        pixels, valid = read_strip(read_rows_, grid, k)
+        for x in (left - grid.cols[0] for left in grid.cols):
+            tile_valid = valid[:, x : x + tile]
+            if tile_valid.any():
+                model_input = to_input(pixels[:, x : x + tile])
+                model_input[~tile_valid] = 0
+                pending.append((model_input, None if tile_valid.all() else tile_valid.copy()))
+                queued += 1
+            else:
+                pending.append((None, None))
+                counter.skipped += 1
+            if queued == batch_size or not queued:
+                check_cancelled(cancel)
+                yield from run_pending()
+                queued = 0
+        del pixels, valid
+    if pending:
+        check_cancelled(cancel)
+        yield from run_pending()
+
+
+def _check_predictor(predictor: Predictor, tile_size: int | None, overlap: int | None) -> tuple[int, int]:
+    tile = predictor.tile_size if tile_size is None else tile_size
+    if tile != predictor.tile_size:
+        raise ValueError(
+            f"the predictor was opened for {predictor.tile_size}-pixel tiles, not {tile}; "
+            f"open it with tile_size={tile}"
+        )
+    overlap = predictor.metadata.overlap if overlap is None else overlap
+    check_tiling(tile, overlap)
+    return tile, overlap
+
+
+def segment_array(
+    image: np.ndarray,
+    predictor: Predictor,
+    tile_size: int,
+    overlap: int,
+    batch_size: int = 1,
+    valid: np.ndarray | None = None,
+) -> np.ndarray:
+    """(H, W, bands) float32 already scaled -> (H, W, C) float32 blended probabilities.
+
+    Same tiling and blending as ``segment_raster``; pixels where ``valid`` is False get
+    all-zero probabilities.
+    """
+    tile, overlap = _check_predictor(predictor, tile_size, overlap)
+    image = np.asarray(image, dtype=np.float32)
+    bands = predictor.metadata.input_bands
+    if image.ndim != 3 or image.shape[2] != bands:
+        raise ValueError(f"image must be (height, width, {bands}), got shape {image.shape}")
+    height, width = image.shape[:2]
+    valid = np.ones((height, width), dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    if valid.shape != (height, width):
+        raise ValueError(f"valid mask shape {valid.shape} does not match the image ({height}, {width})")
+    grid = TileGrid.for_raster(height, width, tile, overlap)
+    result = np.zeros((height, width, len(predictor.metadata.classes)), dtype=np.float32)
+
+    def rows(first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        return image[first : first + count], valid[first : first + count]
+
+    for block in blend_tiles(rows, np.array, grid, predictor, batch_size):
+        found = block.probabilities
+        result[block.row : block.row + found.shape[0], block.col : block.col + found.shape[1]] = found
+    return result
+
+
+def classes_from_probabilities(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols, C) blended probabilities -> uint8 class ids and confidence 0..100.
+
+    All-zero probabilities (no valid tile pixel) become NODATA_CLASS in both.
+    """
+    best = probabilities.max(axis=-1)
+    class_ids = probabilities.argmax(axis=-1).astype(np.uint8)
+    confidence = np.rint(best * 100).astype(np.uint8)
+    nodata = best <= 0
+    class_ids[nodata] = NODATA_CLASS
+    confidence[nodata] = NODATA_CLASS
+    return class_ids, confidence
+
+
+def _classify_into(
+    dataset: rasterio.DatasetReader,
+    bands: tuple[int, ...],
+    scaling: BandScaling,
+    predictor: Predictor,
+    grid: TileGrid,
+    batch_size: int,
+    writer: ClassifiedRasterWriter,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+    counter: _TileCounter,
+) -> None:
+    """Segment ``dataset`` tile by tile and write each finished band of rows to ``writer``."""
+    confidence = writer.has_confidence
+    band_row, band_ids, band_confidence = None, None, None
+
+    def rows(first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        return read_rows(dataset, bands, first, count)
+
+    def write_band() -> None:
+        writer.write_rows(band_row, band_ids, band_confidence if confidence else None)
+
+    for block in blend_tiles(rows, scaling.apply, grid, predictor, batch_size, progress, cancel, counter):
+        height, width = block.probabilities.shape[:2]
+        if block.row != band_row:
+            if band_row is not None:
+                write_band()
+            band_row = block.row
+            band_ids = np.empty((height, dataset.width), dtype=np.uint8)
+            band_confidence = np.empty((height, dataset.width), dtype=np.uint8)
+        ids, sure = classes_from_probabilities(block.probabilities)
+        band_ids[:, block.col : block.col + width] = ids
+        band_confidence[:, block.col : block.col + width] = sure
+    write_band()
+
+
+def _resample_back(
+    classified: Path,
+    source: rasterio.DatasetReader,
+    bands: tuple[int, ...],
+    writer: ClassifiedRasterWriter,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> None:
+    """Bring classes made on the processing grid back to the input grid (nearest neighbour),
+    blanking pixels the input itself has no data for."""
+    confidence = writer.has_confidence
+    with rasterio.open(classified) as processed, WarpedVRT(
+        processed,
+        crs=source.crs,
+        transform=source.transform,
+        width=source.width,
+        height=source.height,
+        resampling=Resampling.nearest,
+        nodata=NODATA_CLASS,
+    ) as back:
+        for top in range(0, source.height, BLOCK_SIZE):
+            check_cancelled(cancel)
+            window = Window(0, top, source.width, min(BLOCK_SIZE, source.height - top))
+            layers = back.read(window=window)
+            layers[:, ~read_validity(source, bands, window)] = NODATA_CLASS
+            writer.write_rows(top, layers[0], layers[1] if confidence else None)
+            report(progress, (top + window.height) / source.height, "resampling classes to the input grid")
+
+
+def segment_raster(
+    input_path: str | os.PathLike,
+    predictor: Predictor,
+    output_path: str | os.PathLike,
+    options: SegmentOptions = SegmentOptions(),
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> SegmentResult:
+    """Classify every pixel of a georeferenced raster into a styled GeoTIFF on the input's grid.
+
+    Raises RasterInputError / OutputPathError / ValueError for unusable input or options
+    (before any model work), Cancelled when ``cancel`` said stop. On any exception the
+    output path is left as it was.
+    """
+    started = time.perf_counter()
+    tile, overlap = _check_predictor(predictor, options.tile_size, options.overlap)
+    if options.batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {options.batch_size}")
+    output_path = check_output_path(output_path, input_path)
+    metadata = predictor.metadata
+    with open_raster(input_path) as source:
+        bands = choose_bands(source, options.bands, metadata.input_bands)
+        scaling = compute_scaling(source, bands, metadata.input_scale)
+        details = {
+            "bands": ",".join(map(str, bands)),
+            "scaling": scaling.describe(),
+            "tiling": f"tile {tile}, overlap {overlap}, batch {options.batch_size}",
+            "resolution": "input grid" if options.resolution is None else f"{options.resolution:g} CRS units/pixel",
+        }
+        writer = ClassifiedRasterWriter(
+            output_path,
+            width=source.width,
+            height=source.height,
+            crs=source.crs,
+            transform=source.transform,
+            classes=metadata.classes,
+            confidence=options.confidence,
+            tags={"SEGMENTATION": json.dumps({**details, "model": metadata.architecture})},
+        )
+        with writer:
+            if options.resolution is None:
+                grid = TileGrid.for_raster(source.height, source.width, tile, overlap)
+                counter = _TileCounter(grid.tile_count)
+                _classify_into(source, bands, scaling, predictor, grid, options.batch_size, writer, progress, cancel, counter)
+            else:
+                share = INFERENCE_SHARE_WITH_RESAMPLING
+                with resampled(source, options.resolution) as processing, tempfile.TemporaryDirectory(
+                    dir=output_path.parent, prefix=f".{output_path.name}."
+                ) as scratch:
+                    grid = TileGrid.for_raster(processing.height, processing.width, tile, overlap)
+                    counter = _TileCounter(grid.tile_count)
+                    with ClassifiedRasterWriter(
+                        Path(scratch) / "processing-grid.tif",
+                        width=processing.width,
+                        height=processing.height,
+                        crs=processing.crs,
+                        transform=processing.transform,
+                        classes=metadata.classes,
+                        confidence=options.confidence,
+                        overviews=False,
+                    ) as processed:
+                        _classify_into(
+                            processing, bands, scaling, predictor, grid, options.batch_size, processed,
+                            sub_progress(progress, 0.0, share), cancel, counter,
+                        )
+                        classified = processed.finish()
+                    _resample_back(classified, source, bands, writer, sub_progress(progress, share, 1.0), cancel)
+            check_cancelled(cancel)
+            report(progress, 1.0, "writing overviews and class names")
+            writer.finish()
+    counts = {c.id: int(writer.class_counts[c.id]) for c in metadata.classes}
+    return SegmentResult(
+        output_path, counts, source.width, source.height, time.perf_counter() - started,
+        counter.total, counter.skipped, details,
+    )
