@@ -142,9 +142,13 @@ def _open(path: str | os.PathLike):  # -> safetensors safe_open handle
     try:
         return safe_open(str(path), framework="numpy")
     except (SafetensorError, OSError, ValueError) as exc:
+        if "not fully covered" in str(exc):  # the header promises more bytes than there are
+            raise ModelFileError(
+                f"{path} is truncated (shorter than its header says): copy or download it again"
+            ) from exc
         raise ModelFileError(
-            f"{path} is not a dubai_segmenter model file (not a complete safetensors file: {exc}); "
-            "if it was copied or downloaded, the copy may be truncated: fetch it again"
+            f"{path} is not a dubai_segmenter model file (not a safetensors file: {exc}); "
+            "choose the .safetensors file written by dubai_segmenter's training"
         ) from exc
 
 

@@ -20,3 +20,20 @@ def colour_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_unet_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A unet_small model (filters 8/16/32) with seeded random weights, tile 64, overlap 16."""
     return save_small_unet(tmp_path_factory.mktemp("models") / "small_unet.safetensors")
+
+
+@pytest.fixture(scope="session")
+def irv2_model_256(tmp_path_factory: pytest.TempPathFactory):
+    """The full reference network at tile 256 (random weights), saved once per session.
+
+    Returns (keras model, path). Building it costs ~5 s of CPU: only tests that must see
+    the real architecture use it.
+    """
+    from dubai_segmenter.engine.architectures import IRV2_UNET, build_model
+    from dubai_segmenter.engine.model_file import save_model
+    from tests.engine.helpers import irv2_metadata
+
+    model = build_model(IRV2_UNET, None, 6, 3, 256)
+    path = tmp_path_factory.mktemp("models") / "irv2.safetensors"
+    save_model(path, model, irv2_metadata(256))
+    return model, path

@@ -6,11 +6,14 @@ tiling, blending or I/O can compare the engine's output with the ids it painted.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from dubai_segmenter.engine.architectures import PIXEL_LINEAR, UNET_SMALL, build_model
+from dubai_segmenter.engine.architectures import IRV2_UNET, PIXEL_LINEAR, UNET_SMALL, build_model
 from dubai_segmenter.engine.classes import DUBAI_CLASSES
 from dubai_segmenter.engine.model_file import ModelMetadata, save_model
 
@@ -86,3 +89,35 @@ def save_small_unet(path: Path, seed: int = 0, tile_size: int = 64, overlap: int
     )
     save_model(path, model, metadata)
     return path
+
+
+def irv2_metadata(tile_size: int = 256, overlap: int = 32) -> ModelMetadata:
+    return colour_metadata(
+        tile_size, overlap, architecture=IRV2_UNET, provenance={"recipe": "random initial weights"}
+    )
+
+
+#: Python code that makes every later ``import tensorflow`` (or keras) fail, as on a
+#: machine where TensorFlow is not installed.
+BLOCK_TENSORFLOW = """
+import sys
+class _NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ImportError(f"{name} is blocked: this test runs without TensorFlow")
+        return None
+sys.meta_path.insert(0, _NoTensorFlow())
+"""
+
+
+def run_without_tensorflow(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter of this venv where TensorFlow cannot be imported.
+
+    Returns the finished process (stdout/stderr as text); the caller asserts on it.
+    """
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_TENSORFLOW + "\n" + code],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=root,
+    )
