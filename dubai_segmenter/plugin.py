@@ -49,6 +49,7 @@ class DubaiSegmenterPlugin:
 
     def unload(self) -> None:
         if self.dock is not None:
+            self.dock.shutdown()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None

@@ -7,6 +7,7 @@ temporary files. This module is the parent's half of that protocol.
 """
 from __future__ import annotations
 
+import glob
 import os
 import queue
 import subprocess
@@ -87,27 +88,37 @@ def _pump(stream, name: str, lines: "queue.Queue[tuple[str, str | None]]") -> No
     lines.put((name, None))
 
 
-@dataclass
-class _Sidecars:
-    """Output files (and their GDAL/SQLite companions) that did not exist before the run."""
+_SIDECAR_SUFFIXES = ("", ".aux.xml", "-wal", "-shm", "-journal")
 
-    paths: list[Path]
+
+def _files_of(output: Path) -> set[Path]:
+    """The output, its GDAL/SQLite companions and the engine's hidden temporaries for it.
+
+    The engine writes ``.<name>.<random>.partial`` next to the final file and renames it
+    when complete; it removes it on a clean cancel, but not if it had to be killed.
+    """
+    found = {output.with_name(output.name + suffix) for suffix in _SIDECAR_SUFFIXES}
+    if output.parent.is_dir():
+        found.update(output.parent.glob(f".{glob.escape(output.name)}.*"))
+    return {path for path in found if path.exists()}
+
+
+@dataclass
+class _OutputGuard:
+    """Remembers which output files existed before a run, to remove only new ones after."""
+
+    outputs: list[Path]
+    existing: set[Path]
 
     @classmethod
-    def new_ones(cls, outputs: Iterable[str | os.PathLike]) -> "_Sidecars":
-        candidates = []
-        for output in outputs:
-            base = Path(output)
-            for suffix in ("", ".aux.xml", "-wal", "-shm", "-journal"):
-                candidate = base.with_name(base.name + suffix)
-                if not candidate.exists():
-                    candidates.append(candidate)
-        return cls(candidates)
+    def before(cls, outputs: Iterable[str | os.PathLike]) -> "_OutputGuard":
+        paths = [Path(output) for output in outputs]
+        return cls(paths, set().union(*(_files_of(path) for path in paths)))
 
-    def remove(self) -> None:
-        for path in self.paths:
-            if path.exists():
-                path.unlink()
+    def remove_new_files(self) -> None:
+        for path in self.outputs:
+            for leftover in _files_of(path) - self.existing:
+                leftover.unlink(missing_ok=True)
 
 
 def _stop(process: subprocess.Popen, grace: float) -> None:
@@ -159,7 +170,7 @@ def run_engine(
     stopped run never leaves a file that looks finished, even if the engine was killed.
     Raises EngineInputError (exit code 2) or EngineError with the engine's ERROR message.
     """
-    created = _Sidecars.new_ones(outputs)
+    created = _OutputGuard.before(outputs)
     try:
         process = subprocess.Popen(
             [python, *arguments],
@@ -212,15 +223,15 @@ def run_engine(
     except BaseException:
         # The caller's callback raised (or we were interrupted): never leave the child running.
         _stop(process, grace_seconds)
-        created.remove()
+        created.remove_new_files()
         raise
     exit_code = process.wait()
     for reader in readers:
         reader.join(timeout=1.0)
     if cancelled or exit_code == EXIT_CANCELLED:
-        created.remove()
+        created.remove_new_files()
         raise EngineCancelled("cancelled: the engine was stopped and no output was written")
     if exit_code != EXIT_OK:
-        created.remove()
+        created.remove_new_files()
         raise _failure(exit_code, list(stderr_tail))
     return stdout

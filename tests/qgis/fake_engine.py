@@ -26,7 +26,8 @@ args = parser.parse_args()
 if args.pid_file:
     with open(args.pid_file, "w") as f:
         f.write(str(os.getpid()))
-partial = args.out + ".partial"
+folder, name = os.path.split(os.path.abspath(args.out))
+partial = os.path.join(folder, f".{name}.{os.getpid()}.partial")  # the engine's temporary naming
 
 
 def stop(signum, frame):

@@ -269,7 +269,7 @@ def test_an_engine_that_ignores_sigterm_is_killed_and_its_file_removed(tmp_path)
                    progress=lambda p, m: seen.append(p), cancel=lambda: bool(seen), outputs=[out],
                    grace_seconds=0.5)
     assert _wait_until_gone(int(pid_file.read_text()))
-    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pid"]  # neither the file nor the temporary
 
 
 def test_a_file_that_existed_before_the_run_is_not_removed_on_failure(tmp_path):

@@ -1,0 +1,120 @@
+"""Reading a classified GeoTIFF on the QGIS side: its legend and per-class areas.
+
+Why not the engine's ``vectorize.raster_classes``: the engine modules import rasterio and
+shapely, which the Python inside QGIS does not have. GDAL's Python bindings ship with
+every QGIS, so this reads the same category names and colour table through them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import gdal
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsDistanceArea,
+    QgsGeometry,
+    QgsProject,
+    QgsRectangle,
+    QgsUnitTypes,
+)
+
+from ..engine.classes import DUBAI_CLASSES, NODATA_CLASS, ClassInfo
+
+_ROWS_PER_READ = 1024
+
+
+def _open(path: str) -> gdal.Dataset:
+    dataset = gdal.Open(str(path))
+    if dataset is None:
+        raise ValueError(f"{path}: not a raster GDAL can read ({gdal.GetLastErrorMsg()})")
+    return dataset
+
+
+def raster_class_table(path: str) -> tuple[ClassInfo, ...]:
+    """The classes a classified raster declares (category names + colour table).
+
+    Falls back to the Dubai classes for rasters without category names.
+    """
+    band = _open(path).GetRasterBand(1)
+    names = band.GetCategoryNames() or []
+    table = band.GetColorTable()
+    classes = []
+    for value, name in enumerate(names):
+        if not name or value == NODATA_CLASS:
+            continue
+        colour = table.GetColorEntry(value)[:3] if table is not None and value < table.GetCount() else (0, 0, 0)
+        classes.append(ClassInfo(value, name, tuple(int(c) for c in colour)))
+    return tuple(classes) or DUBAI_CLASSES
+
+
+def class_pixel_counts(path: str) -> dict[int, int]:
+    """Pixels per class value (no-data pixels excluded), read a block of rows at a time."""
+    dataset = _open(path)
+    band = dataset.GetRasterBand(1)
+    nodata = band.GetNoDataValue()
+    counts = np.zeros(256, dtype=np.int64)
+    for row in range(0, dataset.RasterYSize, _ROWS_PER_READ):
+        rows = min(_ROWS_PER_READ, dataset.RasterYSize - row)
+        values = band.ReadAsArray(0, row, dataset.RasterXSize, rows)
+        counts += np.bincount(values.ravel().astype(np.int64), minlength=256)[:256]
+    if nodata is not None and 0 <= nodata < 256:
+        counts[int(nodata)] = 0
+    return {value: int(count) for value, count in enumerate(counts) if count}
+
+
+def pixel_area_m2(path: str) -> float:
+    """Ground area of one pixel in square metres (ellipsoidal for geographic CRSs)."""
+    dataset = _open(path)
+    x0, dx, rx, y0, ry, dy = dataset.GetGeoTransform()
+    crs = QgsCoordinateReferenceSystem.fromWkt(dataset.GetProjection())
+    if crs.isValid() and not crs.isGeographic():
+        factor = QgsUnitTypes.fromUnitToUnitFactor(crs.mapUnits(), QgsUnitTypes.DistanceMeters)
+        return abs(dx * dy - rx * ry) * factor * factor
+    measure = QgsDistanceArea()
+    measure.setSourceCrs(crs, QgsProject.instance().transformContext())
+    measure.setEllipsoid(crs.ellipsoidAcronym() or "EPSG:7030")
+    width, height = dataset.RasterXSize, dataset.RasterYSize
+    extent = QgsRectangle(x0, y0 + dy * height, x0 + dx * width, y0)
+    return measure.measureArea(QgsGeometry.fromRect(extent)) / (width * height)
+
+
+@dataclass(frozen=True)
+class ClassArea:
+    """One row of the per-class area summary."""
+
+    class_id: int
+    name: str
+    pixels: int
+    area_m2: float
+    share: float  # of the processed (valid) area, 0..1
+
+    def as_dict(self) -> dict:
+        return {"class_id": self.class_id, "name": self.name, "pixels": self.pixels,
+                "area_m2": self.area_m2, "share": self.share}
+
+
+def class_areas(path: str) -> list[ClassArea]:
+    """Area and share of every class of the model in the processed (non-no-data) area."""
+    counts = class_pixel_counts(path)
+    pixel_area = pixel_area_m2(path)
+    total = sum(counts.values()) or 1
+    return [
+        ClassArea(c.id, c.name, counts.get(c.id, 0), counts.get(c.id, 0) * pixel_area, counts.get(c.id, 0) / total)
+        for c in raster_class_table(path)
+    ]
+
+
+def format_area(area_m2: float) -> str:
+    """Square metres below one hectare, hectares below a square kilometre, else km²."""
+    if area_m2 < 1e4:
+        return f"{area_m2:,.0f} m²"
+    if area_m2 < 1e6:
+        return f"{area_m2 / 1e4:,.2f} ha"
+    return f"{area_m2 / 1e6:,.3f} km²"
+
+
+def summary_text(areas: list[ClassArea]) -> str:
+    """A plain-text table for the Processing log."""
+    width = max(len(a.name) for a in areas)
+    return "\n".join(f"{a.name:<{width}}  {format_area(a.area_m2):>14}  {100 * a.share:5.1f} %" for a in areas)

@@ -1,0 +1,233 @@
+"""The "Segment raster" and "Segment and vectorize" algorithms.
+
+Both run one ``segment`` call of the engine (one TensorFlow start-up); the second also
+asks it for polygons. The input is prepared in QGIS first when the engine could not read
+it directly (web layers, VRTs, a processing area): see input_preparation.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+from qgis.core import (
+    QgsFeatureRequest,
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingMultiStepFeedback,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterDistance,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+    QgsProcessingUtils,
+)
+
+from ..child_process.engine_command import SegmentRequest, VectorizeOptions
+from ..child_process.runner import EngineCancelled
+from .classified_raster import class_areas, raster_class_table, summary_text
+from .engine_algorithm import EngineAlgorithm, check_extension
+from .engine_python import engine_python
+from .input_preparation import InputPreparationError, RasterSnapshot, prepare_input
+
+MODEL_FILE_FILTER = "Dubai segmenter models (*.safetensors);;All files (*)"
+
+_SEGMENT_HELP = """<p>Classifies every pixel of a raster into the land-cover classes of a model
+(for the Dubai models: building, land, road, vegetation, water, unlabeled) and writes a
+classified GeoTIFF in the input's CRS, with the class colours and names as its legend.</p>
+<p>The model runs as a sliding window (tile size and overlap default to the model's) in a
+separate Python process, so QGIS stays responsive and Cancel stops it at once without
+leaving a half-written file. Pixels without data, and pixels outside the chosen polygons,
+get the no-data value 255.</p>
+<p><b>Input raster</b>: any raster layer; web (WMS/XYZ) and VRT layers are exported to a
+temporary GeoTIFF of the processing area first. <b>Bands</b>: the bands the model reads,
+in order (default: the first ones, e.g. 1,2,3 for RGB). <b>Processing resolution</b>: map
+units per pixel to resample to (empty: the layer's own; required for web layers).
+<b>Processing extent / Only inside polygons</b>: process part of the layer only.</p>
+<p>The Python that runs the model is chosen in the Dubai Segmenter panel (or with the
+environment variable DUBAI_SEGMENTER_PYTHON); if it lacks a package the error says which
+and gives the pip command.</p>"""
+
+_VECTORIZE_HELP = """<p>Also turns the chosen classes into polygons (GeoPackage layer
+<i>land_cover</i> with fields class_id, class_name, area, perimeter): regions smaller than
+the minimum area are dropped and outlines are simplified with the given tolerance.</p>"""
+
+
+class SegmentRasterAlgorithm(EngineAlgorithm):
+    """Raster in, classified GeoTIFF out."""
+
+    INPUT = "INPUT"
+    BANDS = "BANDS"
+    MODEL = "MODEL"
+    TILE_SIZE = "TILE_SIZE"
+    OVERLAP = "OVERLAP"
+    BATCH_SIZE = "BATCH_SIZE"
+    RESOLUTION = "RESOLUTION"
+    EXTENT = "EXTENT"
+    MASK = "MASK"
+    OUTPUT = "OUTPUT"
+    OUTPUT_VECTOR = "OUTPUT_VECTOR"
+    CLASS_AREAS = "CLASS_AREAS"
+    with_polygons = False
+
+    def name(self) -> str:
+        return "segment_raster"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API
+        return "Segment raster (land cover)"
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+        return _SEGMENT_HELP
+
+    def tags(self) -> list[str]:
+        return ["segmentation", "classification", "land cover", "deep learning", "u-net", "buildings", "roads"]
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
+        self.addParameter(QgsProcessingParameterBand(
+            self.BANDS, "Bands for the model (in order; default: the first ones)", parentLayerParameterName=self.INPUT,
+            optional=True, allowMultiple=True,
+        ))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, "Model file", behavior=QgsProcessingParameterFile.File, fileFilter=MODEL_FILE_FILTER,
+        ))
+        for name, label, minimum in (
+            (self.TILE_SIZE, "Tile size in pixels (empty: the model's; a multiple of 32)", 32),
+            (self.OVERLAP, "Tile overlap in pixels (empty: the model's)", 0),
+        ):
+            self.addParameter(QgsProcessingParameterNumber(
+                name, label, type=QgsProcessingParameterNumber.Integer, optional=True, minValue=minimum,
+            ))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.BATCH_SIZE, "Tiles per batch (more is faster, needs more memory)",
+            type=QgsProcessingParameterNumber.Integer, defaultValue=1, minValue=1,
+        ))
+        self.addParameter(QgsProcessingParameterDistance(
+            self.RESOLUTION, "Processing resolution, map units per pixel (empty or 0: the layer's own)",
+            parentParameterName=self.INPUT, optional=True, minValue=0.0,
+        ))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Processing extent (empty: whole layer)",
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.MASK, "Only inside polygons of (pixels outside become no data)",
+            [QgsProcessing.TypeVectorPolygon], optional=True,
+        ))
+        if self.with_polygons:
+            self.add_vectorize_parameters(self.INPUT)
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classified raster"))
+        if self.with_polygons:
+            self.addParameter(QgsProcessingParameterVectorDestination(
+                self.OUTPUT_VECTOR, "Polygons", type=QgsProcessing.TypeVectorPolygon,
+            ))
+        self.addOutput(QgsProcessingOutputString(self.CLASS_AREAS, "Area per class (JSON)"))
+
+    def prepareAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 - QGIS API
+                         feedback: QgsProcessingFeedback) -> bool:
+        # Runs in the thread that owns the layer; processAlgorithm may run in another.
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException("The input raster layer is missing or cannot be read.")
+        self.snapshot = RasterSnapshot.of(layer, context.transformContext())
+        return True
+
+    def _optional_number(self, parameters, name: str, context: QgsProcessingContext) -> float | None:
+        """An optional number, None when left empty (or 0, meaning "the default")."""
+        if parameters.get(name) in (None, ""):
+            return None
+        value = self.parameterAsDouble(parameters, name, context)
+        return value or None
+
+    def _polygons(self, parameters, context: QgsProcessingContext):
+        source = self.parameterAsSource(parameters, self.MASK, context)
+        if source is None:
+            return None
+        request = QgsFeatureRequest().setDestinationCrs(self.snapshot.crs, context.transformContext())
+        request.setNoAttributes()
+        return [feature.geometry() for feature in source.getFeatures(request) if feature.hasGeometry()]
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 - QGIS API
+                         feedback: QgsProcessingFeedback) -> dict:
+        python = engine_python()  # first: a missing package fails before any work
+        model = self.parameterAsFile(parameters, self.MODEL, context)
+        if not model or not os.path.isfile(model):
+            raise QgsProcessingException(f"Model file not found: {model or '(none given)'}. Choose a .safetensors model.")
+        out_raster = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        check_extension(out_raster, (".tif", ".tiff"), "classified raster")
+        out_vector = None
+        vectorize = VectorizeOptions()
+        if self.with_polygons:
+            out_vector = self.parameterAsOutputLayer(parameters, self.OUTPUT_VECTOR, context)
+            check_extension(out_vector, (".gpkg",), "polygon output")
+            vectorize = VectorizeOptions(
+                classes=self.chosen_class_keys(parameters, context),
+                min_area=self.parameterAsDouble(parameters, self.MIN_AREA, context),
+                simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+            )
+        extent = None
+        if parameters.get(self.EXTENT) not in (None, ""):
+            extent = self.parameterAsExtent(parameters, self.EXTENT, context, self.snapshot.crs)
+        tile, overlap = (self._optional_number(parameters, n, context) for n in (self.TILE_SIZE, self.OVERLAP))
+        steps = QgsProcessingMultiStepFeedback(2, feedback)
+        work_dir = tempfile.mkdtemp(prefix="dubai_segmenter_", dir=QgsProcessingUtils.tempFolder())
+        try:
+            try:
+                prepared = prepare_input(self.snapshot, work_dir, extent, self._polygons(parameters, context),
+                                         self._optional_number(parameters, self.RESOLUTION, context), steps)
+            except InputPreparationError as exc:
+                raise QgsProcessingException(str(exc)) from exc
+            if prepared is None or feedback.isCanceled():
+                return {}
+            if prepared.path != self.snapshot.local_path:
+                feedback.pushInfo(f"Prepared the processing area as {prepared.path}")
+            steps.setCurrentStep(1)
+            request = SegmentRequest(
+                input_path=prepared.path,
+                model_path=model,
+                out_raster=out_raster,
+                out_vector=out_vector,
+                vectorize=vectorize,
+                bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
+                tile_size=None if tile is None else int(tile),
+                overlap=None if overlap is None else int(overlap),
+                batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context) or None,
+                resolution=prepared.resolution,
+            )
+            try:
+                self.run_child(python, request.arguments(), request.outputs(), steps)
+            except EngineCancelled:
+                feedback.reportError("Cancelled: the engine was stopped and no output was written.", False)
+                return {}
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        areas = class_areas(out_raster)
+        feedback.pushInfo("Area per class (share of the processed area):\n" + summary_text(areas))
+        classes = raster_class_table(out_raster)
+        results = {self.OUTPUT: out_raster, self.CLASS_AREAS: json.dumps([a.as_dict() for a in areas])}
+        self.style_on_load(out_raster, classes, context)
+        if out_vector is not None:
+            self.style_on_load(out_vector, classes, context)
+            results[self.OUTPUT_VECTOR] = out_vector
+        return results
+
+
+class SegmentAndVectorizeAlgorithm(SegmentRasterAlgorithm):
+    """Raster in, classified GeoTIFF and polygons of chosen classes out, in one engine run."""
+
+    with_polygons = True
+
+    def name(self) -> str:
+        return "segment_and_vectorize"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API
+        return "Segment raster and vectorize classes"
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+        return _SEGMENT_HELP + _VECTORIZE_HELP

@@ -1,0 +1,87 @@
+"""The "Vectorize classes" algorithm: polygons of chosen classes of a classified raster.
+
+Runs the engine's ``vectorize`` command, which needs no TensorFlow, so it is quick to
+start; chained after "Segment raster" in the modeler it gives the same polygons as
+"Segment and vectorize".
+"""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+)
+
+from ..child_process.engine_command import VectorizeOptions, VectorizeRequest
+from ..child_process.runner import EngineCancelled
+from .classified_raster import raster_class_table
+from .engine_algorithm import EngineAlgorithm, check_extension
+from .engine_python import engine_python
+from .input_preparation import local_gdal_file
+
+_HELP = """<p>Turns the chosen classes of a classified raster (the output of <i>Segment
+raster</i>) into polygons: one polygon per connected region, holes kept, in the raster's
+CRS, written to a GeoPackage layer <i>land_cover</i> with fields class_id, class_name,
+area and perimeter (map units).</p>
+<p><b>Minimum polygon area</b> drops smaller regions (square map units);
+<b>Simplification tolerance</b> straightens pixel staircases (map units; 0 keeps every
+pixel corner). Class names come from the raster's legend.</p>"""
+
+
+class VectorizeClassesAlgorithm(EngineAlgorithm):
+    """Classified raster in, GeoPackage polygons out."""
+
+    INPUT = "INPUT"
+    OUTPUT = "OUTPUT"
+
+    def name(self) -> str:
+        return "vectorize_classes"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API
+        return "Vectorize classes"
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+        return _HELP
+
+    def tags(self) -> list[str]:
+        return ["polygonize", "vectorize", "land cover", "classes", "buildings", "roads", "water"]
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Classified raster"))
+        self.add_vectorize_parameters(self.INPUT)
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            self.OUTPUT, "Polygons", type=QgsProcessing.TypeVectorPolygon,
+        ))
+
+    def prepareAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 - QGIS API
+                         feedback: QgsProcessingFeedback) -> bool:
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException("The classified raster layer is missing or cannot be read.")
+        self.classified_path = local_gdal_file(layer)
+        if self.classified_path is None:
+            raise QgsProcessingException(
+                f"{layer.name()} is not a local GeoTIFF: vectorize the classified raster written by Segment raster."
+            )
+        return True
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 - QGIS API
+                         feedback: QgsProcessingFeedback) -> dict:
+        python = engine_python()  # first: a missing package fails before any work
+        out_vector = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        check_extension(out_vector, (".gpkg",), "polygon output")
+        request = VectorizeRequest(self.classified_path, out_vector, VectorizeOptions(
+            classes=self.chosen_class_keys(parameters, context),
+            min_area=self.parameterAsDouble(parameters, self.MIN_AREA, context),
+            simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+        ))
+        try:
+            self.run_child(python, request.arguments(), request.outputs(), feedback)
+        except EngineCancelled:
+            feedback.reportError("Cancelled: the engine was stopped and no output was written.", False)
+            return {}
+        self.style_on_load(out_vector, raster_class_table(self.classified_path), context)
+        return {self.OUTPUT: out_vector}
