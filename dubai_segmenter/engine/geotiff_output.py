@@ -119,7 +119,6 @@ class ClassifiedRasterWriter:
         except Exception:
             self._remove_temporary()
             raise
-        self._dataset.write_colormap(1, self._colour_table())
         self._dataset.set_band_description(1, "class id")
         if confidence:
             self._dataset.set_band_description(2, CONFIDENCE_DESCRIPTION)
@@ -175,6 +174,9 @@ class ClassifiedRasterWriter:
             factors = overview_factors(self.width, self.height) if self._overviews else []
             if factors:
                 self._dataset.build_overviews(factors, Resampling.mode)
+            # After the overviews: with a colour table GDAL warns that a two-band file's
+            # second band is a palette index without palette (harmless for mode).
+            self._dataset.write_colormap(1, self._colour_table())
             self._dataset.close()
         self._write_category_names()
         sidecar = Path(f"{self._temporary}.aux.xml")

@@ -171,7 +171,7 @@ def resampled(dataset: rasterio.DatasetReader, resolution: float) -> WarpedVRT:
     pixel_x, pixel_y = math.hypot(dataset.transform.a, dataset.transform.d), math.hypot(dataset.transform.b, dataset.transform.e)
     width = max(1, round(dataset.width * pixel_x / resolution))
     height = max(1, round(dataset.height * pixel_y / resolution))
-    transform = dataset.transform * Affine.scale(dataset.width / width, dataset.height / height)
+    transform = dataset.transform @ Affine.scale(dataset.width / width, dataset.height / height)
     coarser = resolution > min(pixel_x, pixel_y)
     has_alpha = any(MaskFlags.alpha in flags for flags in dataset.mask_flag_enums)
     return WarpedVRT(
