@@ -41,11 +41,17 @@ def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | N
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise OutputPathError(f"output {path} is a directory; give a file name such as {path / 'classes.tif'}")
+        raise OutputPathError(f"output {path} is a directory; give a file name inside it")
     if not folder.is_dir():
         raise OutputPathError(f"output folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputPathError(f"cannot write to folder {folder} (permission denied); choose another output path")
+    try:  # the only sure test (permissions, read-only disks, ACLs): create a file there
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise OutputPathError(
+            f"cannot write to folder {folder} ({error.strerror}); choose another output path"
+        ) from error
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputPathError(f"output {path} exists and is read-only; choose another output path")
     if input_path is not None and path.resolve() == Path(input_path).resolve():
