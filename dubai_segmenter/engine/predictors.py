@@ -1,22 +1,36 @@
 """Predictors: run a model file on batches of tiles, whatever computes it.
 
 The tiling code (``segment.py``) only needs "tiles in, probabilities out"; the
-``Predictor`` protocol is that contract, so the computing backend (TensorFlow now,
-ONNX Runtime later) can change without touching tiling, blending or I/O.
-TensorFlow is imported only when a TensorFlow predictor is opened: importing this module
-costs nothing and needs no TensorFlow.
+``Predictor`` protocol is that contract, so the computing backend (TensorFlow or ONNX
+Runtime) can change without touching tiling, blending or I/O. Each backend's library is
+imported only when a predictor of that backend is opened: importing this module needs
+neither, and the ONNX path works where TensorFlow is not installed.
+
+How ``open_predictor`` chooses (backend="auto"):
+- an ``.onnx`` file (see ``onnx_file.py``) runs with ONNX Runtime;
+- a ``.safetensors`` model file runs with ONNX Runtime when an export of that very file
+  sits beside it (same name, ``.onnx``; its recorded sha256 matches the model file and
+  its tile size the requested one) and onnxruntime is installed: ONNX Runtime is the
+  faster backend on a CPU (``benchmarks/bench_backends.py``). Otherwise TensorFlow.
+The chosen backend is the predictor's ``backend`` and ``open_predictor`` logs why.
 """
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from dubai_segmenter.engine.architectures import check_tile_size
-from dubai_segmenter.engine.model_file import ModelMetadata, load_keras_model, read_metadata
+from dubai_segmenter.engine.model_file import ModelFileError, ModelMetadata, load_keras_model, read_metadata
+from dubai_segmenter.engine.onnx_file import file_sha256, open_onnx_session, read_onnx_metadata
 
-BACKENDS: tuple[str, ...] = ("auto", "tf")
+BACKENDS: tuple[str, ...] = ("auto", "onnx", "tf")
+EXPORT_HINT = "python -m dubai_segmenter export-onnx {model} {onnx}"
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -65,16 +79,101 @@ class TensorFlowPredictor:
         return self._call(batch).numpy().astype(np.float32, copy=False)
 
 
-def open_predictor(path: str | os.PathLike, tile_size: int | None = None, backend: str = "auto") -> Predictor:
-    """Open a model file for prediction at ``tile_size`` (default: the model's own).
+class OnnxPredictor:
+    """An exported model run by ONNX Runtime (no TensorFlow needed).
 
-    backend: "auto" picks the best available backend (for now TensorFlow), "tf" forces
-    TensorFlow. Raises ModelFileError for a file that is not a usable model and ValueError
-    for an unknown backend or a tile size the architecture cannot run.
+    The graph is channels-first (see ``onnx_file.py``); the transposes here cost a few
+    milliseconds per 512 tile against about two seconds of network.
+    """
+
+    backend = "onnx"
+
+    def __init__(self, session, metadata: ModelMetadata, tile_size: int) -> None:
+        self.metadata = metadata
+        self.tile_size = tile_size
+        self._session = session
+        self._input = session.get_inputs()[0].name
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        batch = check_batch(batch, self.tile_size, self.metadata.input_bands)
+        (out,) = self._session.run(None, {self._input: np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})
+        return np.ascontiguousarray(out.transpose(0, 2, 3, 1), dtype=np.float32)
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be found, without importing it (TensorFlow takes seconds)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a broken installation or an import hook refusing it
+        return False
+
+
+def _open_onnx(path: Path, tile_size: int | None, threads: int | None) -> OnnxPredictor:
+    session = open_onnx_session(path, threads)
+    metadata, exported_tile, _ = read_onnx_metadata(session, path)
+    if tile_size is not None and tile_size != exported_tile:
+        raise ValueError(
+            f"{path} was exported for {exported_tile}-pixel tiles, not {tile_size}: use --tile "
+            f"{exported_tile} or export again with --tile {tile_size}"
+        )
+    return OnnxPredictor(session, metadata, exported_tile)
+
+
+def _current_export(model_path: Path, tile_size: int, threads: int | None) -> tuple[OnnxPredictor | None, str]:
+    """A predictor on the ONNX export beside a model file if that export is current, else (None, why not)."""
+    onnx_path = model_path.with_suffix(".onnx")
+    if not onnx_path.is_file():
+        return None, f"no export {onnx_path.name} beside the model"
+    if not _installed("onnxruntime"):
+        return None, "onnxruntime is not installed"
+    try:
+        session = open_onnx_session(onnx_path, threads)
+        metadata, exported_tile, source_sha256 = read_onnx_metadata(session, onnx_path)
+    except ModelFileError as exc:
+        return None, str(exc)
+    if source_sha256 != file_sha256(model_path):
+        return None, f"{onnx_path.name} was exported from another version of {model_path.name}"
+    if exported_tile != tile_size:
+        return None, f"{onnx_path.name} was exported for {exported_tile}-pixel tiles, not {tile_size}"
+    return OnnxPredictor(session, metadata, exported_tile), f"{onnx_path.name} is a current export of the model"
+
+
+def open_predictor(
+    path: str | os.PathLike, tile_size: int | None = None, backend: str = "auto", threads: int | None = None
+) -> Predictor:
+    """Open a model file (``.safetensors`` or exported ``.onnx``) for prediction.
+
+    tile_size: default the model's own (for an ONNX file: the exported one).
+    backend: "auto" (see the module docstring), "onnx" or "tf".
+    threads: ONNX Runtime intra-op threads (default: one per core).
+    Raises ModelFileError for a file that is not a usable model and ValueError for an
+    unknown backend, a backend that cannot run this file, or a tile size the model cannot run.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}")
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        if backend == "tf":
+            raise ValueError(
+                f"{path} is an ONNX export: it runs with backend 'onnx' (or 'auto'); for TensorFlow "
+                "open the .safetensors model file it was exported from"
+            )
+        predictor = _open_onnx(path, tile_size, threads)
+        log.info("backend onnx: %s is an ONNX file", path.name)
+        return predictor
     metadata = read_metadata(path)
     tile = metadata.tile_size if tile_size is None else tile_size
     check_tile_size(metadata.architecture, tile, metadata.architecture_params)
+    if backend in ("auto", "onnx"):
+        predictor, why = _current_export(path, tile, threads)
+        if predictor is not None:
+            log.info("backend onnx: %s", why)
+            return predictor
+        if backend == "onnx" or not _installed("tensorflow"):
+            raise ValueError(
+                f"cannot run {path.name} with ONNX Runtime: {why}. Export it first: "
+                + EXPORT_HINT.format(model=path, onnx=path.with_suffix(".onnx"))
+                + ("" if backend == "onnx" else " (TensorFlow, the other backend, is not installed)")
+            )
+        log.info("backend tf: %s", why)
     return TensorFlowPredictor(path, metadata, tile)
