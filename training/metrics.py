@@ -98,3 +98,24 @@ def training_metrics() -> list:
         keras.metrics.IoU(num_classes=NUM_CLASSES, target_class_ids=list(REAL_CLASS_IDS),
                           sparse_y_true=True, sparse_y_pred=False, ignore_class=IGNORE, name="mean_iou"),
     ]
+
+
+class ScoreAccumulator:
+    """Pools a confusion matrix and the soft-dice terms over many images (a validation set)."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES):
+        self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+        self.intersection = 0.0
+        self.total = 0.0
+
+    def add(self, labels: np.ndarray, probabilities: np.ndarray) -> dict:
+        """Add one image; returns that image's own scores."""
+        matrix = confusion_matrix(labels, probabilities.argmax(axis=-1), self.matrix.shape[0])
+        intersection, total = soft_dice_terms(labels, probabilities)
+        self.matrix += matrix
+        self.intersection += float(intersection)
+        self.total += float(total)
+        return {**scores(matrix), "soft_dice": float(pooled_soft_dice(float(intersection), float(total)))}
+
+    def result(self) -> dict:
+        return {**scores(self.matrix), "soft_dice": float(pooled_soft_dice(self.intersection, self.total))}

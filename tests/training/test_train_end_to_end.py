@@ -1,0 +1,103 @@
+"""A short fit on a tiny synthetic dataset in the real folder layout, end to end:
+train, checkpoint, resume, export, load in the engine, evaluate."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from dubai_segmenter.engine.model_file import read_metadata
+from dubai_segmenter.engine.predictors import open_predictor
+from dubai_segmenter.engine.segment import segment_array
+from tests.training.helpers import write_synthetic_dataset
+from training.config import NATIVE, REFERENCE
+from training.dataset import list_samples, load_sample, reference_split
+from training.export import export_run
+from training.metrics import confusion_matrix, scores
+from training.train import main, train
+
+TINY = dict(architecture="unet_small", architecture_params={"filters": [8, 16]}, batch_size=4,
+            tile_size=64, overlap=16, bn_recalibration_batches=4)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_synthetic_dataset(tmp_path_factory.mktemp("data"), tiles=(1, 2), size=(72, 80))
+
+
+def _rows(run_dir):
+    with open(run_dir / "model_training.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_native_fit_checkpoint_resume_export_evaluate(data, tmp_path):
+    recipe = NATIVE.with_overrides(**TINY, image_size=32, steps_per_epoch=3, max_epochs=2, warmup_steps=2,
+                                   validation_crops_per_image=2)
+    run_dir = tmp_path / "run"
+    # A budget shorter than one step: the run stops after its first step and checkpoints.
+    train(recipe, run_dir, hours=1e-5, data_root=data, evaluate=False)
+    assert (run_dir / "checkpoints" / "latest").read_text() == "epoch-0001"
+    assert len(_rows(run_dir)) == 1 and int(_rows(run_dir)[0]["steps"]) == 1
+    # The same run again with time left resumes at epoch 1 and runs to max_epochs.
+    model_path = train(recipe, run_dir, hours=1.0, data_root=data)
+    rows = _rows(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [0, 1] and [int(r["steps"]) for r in rows] == [1, 4]
+    assert {"loss", "val_loss", "masked_accuracy", "val_mean_iou", "soft_dice", "learning_rate"} <= set(rows[0])
+    assert (run_dir / "learning_curves.png").stat().st_size > 0
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["split"]["validation"] == [f"Tile {t}/image_part_{p:03d}" for t in (1, 2) for p in (8, 9)]
+    assert run["training"]["batchnorm"]["recalibration_batches"] == 4
+
+    # The engine loads the model file and runs its sliding window with it.
+    metadata = read_metadata(model_path)
+    assert metadata.architecture == "unet_small" and metadata.input_scale == pytest.approx(1 / 255)
+    assert metadata.provenance["recipe"]["name"] == "native"
+    assert metadata.provenance["split"]["train"][0] == "Tile 1/image_part_001"
+    assert metadata.provenance["code_version"]
+    window = metadata.provenance["validation_metrics"]["sliding_window"]
+    predictor = open_predictor(model_path)
+    _, validation = reference_split(list_samples(data))
+    image, labels = load_sample(validation[0])
+    probabilities = segment_array(image.astype(np.float32) / 255, predictor, 64, 16)
+    assert probabilities.shape == labels.shape + (6,)
+
+    # The evaluation report matches what the engine's output scores.
+    report = json.loads((run_dir / "evaluation" / "metrics.json").read_text())
+    assert report["sliding_window"]["pixel_accuracy"] == pytest.approx(window["pixel_accuracy"])
+    assert report["per_image"][0]["pixel_accuracy"] == pytest.approx(
+        scores(confusion_matrix(labels, probabilities.argmax(-1)))["pixel_accuracy"], abs=1e-6)
+    assert report["reference_protocol"]["image_size"] == 512
+    assert "0.8112" in (run_dir / "evaluation" / "metrics.md").read_text()
+    assert len(list((run_dir / "evaluation" / "figures").glob("*.png"))) == len(validation) == 4
+    assert len(list((run_dir / "evaluation" / "activations").glob("*.png"))) >= 3
+
+    # Export on its own rewrites the same weights.
+    again = export_run(run_dir, tmp_path / "again.safetensors")
+    second = open_predictor(again).predict(image[None, :64, :64].astype(np.float32) / 255)
+    np.testing.assert_allclose(second, predictor.predict(image[None, :64, :64].astype(np.float32) / 255), atol=1e-6)
+
+
+def test_reference_recipe_learns_the_synthetic_classes(data, tmp_path):
+    """The reference recipe end to end (offline copies, squashed images, its loss and schedule,
+    early stopping bookkeeping): classes painted in their colours are learnt, so images, masks
+    and the loss line up."""
+    recipe = REFERENCE.with_overrides(**TINY, image_size=64, steps_per_epoch=12, max_epochs=3, offline_copies=2,
+                                      learning_rate=3e-2, reference_crop_sizes={1: (48, 48), 2: (40, 40)})
+    model_path = train(recipe, tmp_path / "run", hours=1.0, data_root=data, evaluate=False)
+    assert len(list_samples(tmp_path / "run" / "augmented")) == 2 * 14
+    assert (tmp_path / "run" / "best.weights.h5").is_file()
+    predictor = open_predictor(model_path)
+    _, validation = reference_split(list_samples(data))
+    image, labels = load_sample(validation[0])
+    predicted = segment_array(image.astype(np.float32) / 255, predictor, 64, 16).argmax(-1)
+    assert scores(confusion_matrix(labels, predicted))["pixel_accuracy"] > 0.8
+
+
+def test_command_line_refuses_a_run_folder_of_another_recipe(data, tmp_path, monkeypatch):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"recipe": {"name": "reference"}}))
+    monkeypatch.setenv("DATA_DIR", str(data))
+    with pytest.raises(SystemExit, match="another recipe"):
+        main(["--recipe", "native", "--hours", "1", "--out", str(tmp_path / "run")])

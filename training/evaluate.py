@@ -1,0 +1,158 @@
+"""Measure a model file the way the plugin runs it, beside the reference's own protocol.
+
+`python -m training.evaluate MODEL [--out DIR]`
+
+- sliding window: the engine's `segment_array` (the plugin's tiling and blending code) on
+  every validation image at its own resolution; pixel accuracy, per-class IoU and F1, mean
+  IoU over the five real classes, pooled soft dice, confusion matrix;
+- reference protocol: the whole image squashed to 512x512 and scored there, as the
+  reference reported its 0.81 dice / 0.86 accuracy.
+
+Unannotated (black) pixels are left out everywhere. Writes metrics.json, metrics.md,
+figures/ (image | true mask | predicted mask per validation image) and activations/
+(feature maps of a few layers for one image).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dubai_segmenter.engine.classes import DUBAI_CLASSES
+from dubai_segmenter.engine.model_file import load_keras_model, read_metadata
+from dubai_segmenter.engine.predictors import open_predictor
+from dubai_segmenter.engine.segment import segment_array
+from training.dataset import REAL_CLASS_IDS, data_dir, list_samples, load_sample, reference_split
+from training.inputs import squash
+from training.metrics import ScoreAccumulator
+from training.plots import activation_grid, prediction_panel
+
+REFERENCE_SIZE = 512
+#: What the reference project reported on the same 16 validation images (SEED.md).
+REFERENCE_PUBLISHED = {"soft_dice": 0.8112, "pixel_accuracy": 0.8573, "loss": 0.4268}
+
+
+def evaluate_model(model_path: Path, out_dir: Path, data_root: Path | None = None, tile_size: int | None = None,
+                   overlap: int | None = None, batch_size: int = 1, activation_layers: int = 5) -> dict[str, Any]:
+    """Score `model_path` on the reference validation images; write the report to `out_dir`."""
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    metadata = read_metadata(model_path)
+    predictor = open_predictor(model_path, tile_size)
+    squashed_predictor = open_predictor(model_path, REFERENCE_SIZE)
+    tile = predictor.tile_size
+    overlap = metadata.overlap if overlap is None else overlap
+    root = Path(data_root) if data_root is not None else data_dir()
+    _, validation = reference_split(list_samples(root))
+    window, reference, per_image = ScoreAccumulator(), ScoreAccumulator(), []
+    for number, sample in enumerate(validation, start=1):
+        image, labels = load_sample(sample)
+        inputs = image.astype(np.float32) * np.float32(metadata.input_scale)
+        probabilities = segment_array(inputs, predictor, tile, overlap, batch_size)
+        own = window.add(labels, probabilities)
+        small_image, small_labels = squash(image, labels, REFERENCE_SIZE)
+        small_inputs = small_image.astype(np.float32)[None] * np.float32(metadata.input_scale)
+        squashed = reference.add(small_labels, squashed_predictor.predict(small_inputs)[0])
+        per_image.append({"image": sample.name, "width": labels.shape[1], "height": labels.shape[0],
+                          "pixel_accuracy": own["pixel_accuracy"], "mean_iou": own["mean_iou"],
+                          "soft_dice": own["soft_dice"], "reference_protocol_pixel_accuracy": squashed["pixel_accuracy"]})
+        prediction_panel(image, labels, probabilities.argmax(axis=-1), f"{sample.name}: pixel accuracy "
+                         f"{own['pixel_accuracy']:.3f}, mean IoU {_fmt(own['mean_iou'])}",
+                         out_dir / "figures" / f"{sample.name.replace('/', '_').replace(' ', '_')}.png")
+        print(f"[{number}/{len(validation)}] {sample.name}: accuracy {own['pixel_accuracy']:.3f}", flush=True)
+    if activation_layers:
+        activation_maps(model_path, load_sample(validation[0])[0], metadata.input_scale, tile,
+                        activation_layers, out_dir / "activations")
+    result = {
+        "model": str(model_path),
+        "model_recipe": metadata.provenance.get("recipe"),
+        "data_dir": str(root),
+        "split": {"name": "reference (validation = image_part_008 and image_part_009 of every tile)",
+                  "validation": [s.name for s in validation]},
+        "sliding_window": {"tile_size": tile, "overlap": overlap, **window.result()},
+        "reference_protocol": {"image_size": REFERENCE_SIZE, **reference.result()},
+        "reference_published": REFERENCE_PUBLISHED,
+        "per_image": per_image,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=1))
+    (out_dir / "metrics.md").write_text(markdown_report(result))
+    return result
+
+
+def activation_maps(model_path: Path, image: np.ndarray, input_scale: float, tile: int, count: int,
+                    out_dir: Path) -> list[str]:
+    """Feature maps of `count` ReLU layers spread from input to output, plus the softmax head,
+    for the centre tile of one image (what the reference showed with keract)."""
+    import keras
+
+    model = load_keras_model(model_path, tile)
+    relus = [layer for layer in model.layers if isinstance(layer, keras.layers.Activation)
+             and layer.activation is keras.activations.relu]
+    chosen = [relus[i] for i in np.linspace(0, len(relus) - 1, min(count, len(relus))).astype(int)]
+    chosen.append(model.layers[-1])
+    probe = keras.Model(model.input, [layer.output for layer in chosen])
+    top, left = max(0, (image.shape[0] - tile) // 2), max(0, (image.shape[1] - tile) // 2)
+    crop = np.zeros((tile, tile, image.shape[2]), dtype=np.float32)
+    piece = image[top:top + tile, left:left + tile]
+    crop[:piece.shape[0], :piece.shape[1]] = piece * np.float32(input_scale)
+    outputs = probe(crop[None], training=False)
+    for index, (layer, output) in enumerate(zip(chosen, outputs)):
+        activation_grid(np.asarray(output)[0], layer.name, out_dir / f"{index:02d}_{layer.name}.png")
+    return [layer.name for layer in chosen]
+
+
+def markdown_report(result: dict[str, Any]) -> str:
+    """Headline table (ours beside the reference's), per-class table, confusion matrix."""
+    window, squashed, published = result["sliding_window"], result["reference_protocol"], result["reference_published"]
+    lines = [
+        f"# Evaluation of {Path(result['model']).name} ({len(result['per_image'])} validation images)",
+        "",
+        "| protocol | pixel accuracy | mean IoU (5 classes) | soft dice (reference formula) |",
+        "|---|---|---|---|",
+        f"| sliding window, own resolution (tile {window['tile_size']}, overlap {window['overlap']}) "
+        f"| {window['pixel_accuracy']:.4f} | {_fmt(window['mean_iou'])} | {window['soft_dice']:.4f} |",
+        f"| reference protocol (squashed to {squashed['image_size']}) | {squashed['pixel_accuracy']:.4f} "
+        f"| {_fmt(squashed['mean_iou'])} | {squashed['soft_dice']:.4f} |",
+        f"| reference project, published | {published['pixel_accuracy']:.4f} | n/a | {published['soft_dice']:.4f} |",
+        "",
+        "| class | IoU (window) | F1 (window) | IoU (squashed) | validation pixels |",
+        "|---|---|---|---|---|",
+    ]
+    for c in DUBAI_CLASSES:
+        w, s = window["per_class"][c.key], squashed["per_class"][c.key]
+        note = "" if c.id in REAL_CLASS_IDS else " (not in mean IoU)"
+        lines.append(f"| {c.name}{note} | {_fmt(w['iou'])} | {_fmt(w['f1'])} | {_fmt(s['iou'])} | {w['support']} |")
+    lines += ["", "Confusion matrix (sliding window; rows = true class, columns = predicted):", "",
+              "| true \\ predicted | " + " | ".join(c.key for c in DUBAI_CLASSES) + " |",
+              "|---|" + "---|" * len(DUBAI_CLASSES)]
+    for c, row in zip(DUBAI_CLASSES, window["confusion_matrix"]):
+        lines.append(f"| {c.key} | " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="a model file (.safetensors) written by training.export")
+    parser.add_argument("--out", type=Path, help="report folder (default: evaluation/ beside the model)")
+    parser.add_argument("--tile", type=int, help="sliding-window tile size (default: the model's)")
+    parser.add_argument("--overlap", type=int, help="sliding-window overlap (default: the model's)")
+    parser.add_argument("--batch", type=int, default=1, help="tiles per prediction call")
+    args = parser.parse_args(argv)
+    out = args.out or args.model.parent / "evaluation"
+    result = evaluate_model(args.model, out, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch)
+    print(markdown_report(result))
+    print(f"Report written to {out}")
+
+
+if __name__ == "__main__":
+    main()

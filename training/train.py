@@ -1,0 +1,157 @@
+"""Train the land-cover network on the HITL Dubai dataset within a wall-clock budget.
+
+    python -m training.train --recipe native --hours 2 --out runs/NAME
+
+A run folder holds run.json (recipe, split, budget), checkpoints/ (resumable), best and
+final weights, model_training.csv, learning_curves.png, the exported model.safetensors
+and evaluation/. Running the same command again resumes from the last checkpoint until
+the run's total training time reaches --hours (raise --hours to extend a finished run).
+
+At the end BatchNorm statistics are re-estimated with the final weights (training.batchnorm),
+the model file is written, evaluated with the engine's sliding window, and written again
+with its validation metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from training.batchnorm import mode_agreement, recalibrate_batchnorm
+from training.callbacks import ResumableEarlyStopping, RunCheckpoint, TrainingClock
+from training.checkpoint import latest_checkpoint, load_checkpoint
+from training.config import RECIPES, Recipe, get_recipe
+from training.dataset import class_frequencies, data_dir, describe_split, list_samples, load_sample, reference_split
+from training.export import FINAL_WEIGHTS, MODEL_FILE, build_network, export_model, summary_metrics
+from training.inputs import calibration_batches, training_data, validation_data
+from training.losses import build_loss
+from training.metrics import training_metrics
+
+BEST_WEIGHTS = "best.weights.h5"
+
+
+def start_or_resume(run_dir: Path, recipe: Recipe, hours: float, data_root: Path) -> dict[str, Any]:
+    """run.json of the run: written for a new run, checked (same recipe) and updated on resume."""
+    path = run_dir / "run.json"
+    train, validation = reference_split(list_samples(data_root))
+    if path.is_file():
+        run = json.loads(path.read_text())
+        if run["recipe"] != recipe.to_dict():
+            raise SystemExit(f"{run_dir} holds a run of another recipe ({run['recipe']['name']}); "
+                             "choose another --out or the same recipe")
+    else:
+        frequencies = class_frequencies([load_sample(s)[1] for s in train])
+        run = {"recipe": recipe.to_dict(), "split": describe_split(train, validation),
+               "data_dir": str(data_root), "class_frequencies": [round(float(f), 6) for f in frequencies],
+               "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    run["hours"] = hours
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run, indent=1))
+    return run
+
+
+def compile_network(recipe: Recipe, frequencies: np.ndarray, encoder_weights: str | None) -> keras.Model:
+    model = build_network(recipe, recipe.image_size, encoder_weights)
+    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate),
+                  loss=build_loss(recipe, frequencies), metrics=training_metrics())
+    return model
+
+
+def fit(model: keras.Model, recipe: Recipe, run_dir: Path, budget_seconds: float, train, validation) -> dict:
+    """Resume from the last checkpoint (if any) and fit until the budget, early stop or max epochs."""
+    state = {"epoch": 0, "steps": 0, "seconds": 0.0, "best_val_loss": None}
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, model)
+        print(f"Resuming {run_dir} at epoch {state['epoch']} ({state['seconds'] / 3600:.2f} h trained).", flush=True)
+    clock = TrainingClock(recipe, budget_seconds, state["steps"], state["seconds"])
+    best = keras.callbacks.ModelCheckpoint(str(run_dir / BEST_WEIGHTS), monitor="val_loss", save_best_only=True,
+                                           save_weights_only=True, initial_value_threshold=state["best_val_loss"])
+    stopping = None
+    if recipe.early_stopping_patience:
+        stopping = ResumableEarlyStopping(recipe, state.get("wait", 0), state.get("stopping_best"),
+                                          state.get("stopping_best_epoch", 0))
+        stopping.wait = state.get("wait", 0)
+    callbacks = [clock, best, *([stopping] if stopping else []),
+                 keras.callbacks.CSVLogger(str(run_dir / "model_training.csv"), append=True),
+                 RunCheckpoint(run_dir, clock, best, stopping)]
+    stopped_early = stopping is not None and stopping.wait >= stopping.patience
+    if clock.seconds < budget_seconds and state["epoch"] < recipe.max_epochs and not stopped_early:
+        model.fit(train, validation_data=validation, epochs=recipe.max_epochs, initial_epoch=state["epoch"],
+                  steps_per_epoch=recipe.steps_per_epoch, callbacks=callbacks, shuffle=False,
+                  verbose=1 if sys.stdout.isatty() else 2)
+    return {"steps": clock.steps, "hours": round(clock.seconds / 3600, 3),
+            "epochs": len(_csv_rows(run_dir / "model_training.csv"))}
+
+
+def finish(model: keras.Model, recipe: Recipe, run: dict, run_dir: Path, data_root: Path,
+           evaluate: bool) -> Path:
+    """Best weights (reference) -> BatchNorm re-estimation -> model file -> evaluation."""
+    if recipe.early_stopping_patience and (run_dir / BEST_WEIGHTS).is_file():
+        model.load_weights(run_dir / BEST_WEIGHTS)  # the reference restored its best val_loss weights
+    train, _ = reference_split(list_samples(data_root))
+    probe = next(calibration_batches(recipe, train, seed=recipe.seed + 1))
+    before = mode_agreement(model, probe)
+    used = recalibrate_batchnorm(model, calibration_batches(recipe, train, seed=recipe.seed),
+                                 recipe.bn_recalibration_batches)
+    after = mode_agreement(model, probe)
+    print(f"BatchNorm statistics re-estimated on {used} batches: train/inference-mode agreement "
+          f"{before:.3f} -> {after:.3f}", flush=True)
+    run["training"]["batchnorm"] = {"recalibration_batches": used, "mode_agreement_before": round(before, 4),
+                                    "mode_agreement_after": round(after, 4)}
+    (run_dir / "run.json").write_text(json.dumps(run, indent=1))
+    model.save_weights(run_dir / FINAL_WEIGHTS)
+    path = export_model(model, recipe, run, run_dir / MODEL_FILE)
+    if evaluate:
+        from training.evaluate import evaluate_model
+
+        metrics = evaluate_model(path, run_dir / "evaluation", data_root)
+        export_model(model, recipe, run, path, summary_metrics(metrics))
+    return path
+
+
+def train(recipe: Recipe, run_dir: Path, hours: float, data_root: Path | None = None,
+          encoder_weights: str | None = None, evaluate: bool = True) -> Path:
+    """Train (or resume) a run and export its model file; returns the model file's path."""
+    run_dir, data_root = Path(run_dir), Path(data_root) if data_root else data_dir()
+    run = start_or_resume(run_dir, recipe, hours, data_root)
+    keras.utils.set_random_seed(recipe.seed)
+    model = compile_network(recipe, np.array(run["class_frequencies"]), encoder_weights)
+    train_samples, validation_samples = reference_split(list_samples(data_root))
+    checkpoint = latest_checkpoint(run_dir)
+    seed = recipe.seed + (json.loads((checkpoint / "state.json").read_text())["steps"] if checkpoint else 0)
+    run["training"] = fit(model, recipe, run_dir, hours * 3600,
+                          training_data(recipe, train_samples, run_dir, seed),
+                          validation_data(recipe, validation_samples))
+    return finish(model, recipe, run, run_dir, data_root, evaluate)
+
+
+def _csv_rows(path: Path) -> list[str]:
+    return path.read_text().splitlines()[1:] if path.is_file() else []
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="native")
+    parser.add_argument("--hours", type=float, required=True,
+                        help="total training time of the run, resumes included")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (runs/NAME); resumed if it exists")
+    parser.add_argument("--data", type=Path, help="dataset folder (default: $DATA_DIR or ../shared/data/hitl-dubai)")
+    parser.add_argument("--weights", help="local ImageNet weights file for the InceptionResNetV2 encoder "
+                                          "(no-top .h5); default: random initialisation")
+    parser.add_argument("--no-evaluate", action="store_true", help="skip the final sliding-window evaluation")
+    args = parser.parse_args(argv)
+    if args.hours <= 0:
+        parser.error("--hours must be positive")
+    path = train(get_recipe(args.recipe), args.out, args.hours, args.data, args.weights, not args.no_evaluate)
+    print(f"Model file: {path}")
+
+
+if __name__ == "__main__":
+    main()
