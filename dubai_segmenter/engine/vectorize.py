@@ -3,8 +3,8 @@
 Why blocks of rows: a 20,000 x 20,000 classified raster must vectorize on a workstation,
 so only one block of rows and the regions still open at its lower edge are in memory.
 
-Why the stitching is exact: GDAL's polygonizer (``rasterio.features.shapes``) traces each
-block in pixel coordinates, so every vertex is an integer and the pieces of one region
+Why the stitching is exact: GDAL's polygonizer (``gdal.Polygonize``) traces each block in
+pixel coordinates, so every vertex is an integer and the pieces of one region
 meet along a seam exactly. Two pieces on either side of a seam belong to the same region
 when some pixel column has that class on both seam rows (4-connectedness, as
 gdal_polygonize by default: pixels touching only at a corner stay apart). The pieces are
@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +31,6 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
-from shapely.geometry import shape
 
 from .classes import DUBAI_CLASSES, NODATA_CLASS, ClassInfo
 from .progress import CancelCheck, ProgressCallback, check_cancelled, report
@@ -43,8 +42,7 @@ DEFAULT_VECTOR_CLASSES: tuple[str, ...] = ("building", "road", "water")
 # and few enough seams that stitching costs little.
 _BLOCK_PIXELS = 1 << 23
 _FEATURES_PER_TRANSACTION = 20_000
-# Pixel types GDAL's polygonizer accepts as they are; others are converted to int32.
-_POLYGONIZE_DTYPES = {np.dtype(t) for t in ("uint8", "uint16", "int16", "int32")}
+_FIELDS = (("class_id", "OFTInteger"), ("class_name", "OFTString"), ("area", "OFTReal"), ("perimeter", "OFTReal"))
 
 
 @dataclass(frozen=True)
@@ -132,8 +130,7 @@ def vectorize_classes(
                 row1 = min(row0 + rows, raster.height)
                 values = raster.read(1, window=Window(0, row0, raster.width, row1 - row0))
                 finished = stitcher.add_block(values, row0, chosen, last=row1 == raster.height)
-                for class_id, geometry, area, perimeter in _finish(finished, raster.transform, min_area, simplify):
-                    layer.add(geometry, class_id, table[class_id].name, area, perimeter)
+                for class_id in layer.add(_finish(finished, raster.transform, min_area, simplify), table):
                     counts[class_id] += 1
                 report(progress, row1 / raster.height, f"vectorized rows {row1} of {raster.height}")
             check_cancelled(cancel)
@@ -187,6 +184,31 @@ def _default_block_rows(raster: rasterio.io.DatasetReader) -> int:
     return max(tile_rows, rows - rows % tile_rows)
 
 
+def _trace(values: np.ndarray, row0: int, chosen: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Polygons (pixel coordinates, y = raster row) and class ids of the chosen classes' regions.
+
+    GDAL's polygonizer is called directly and its polygons are taken as WKB: building
+    them from GeoJSON coordinate lists (``rasterio.features.shapes``) cost more than the
+    tracing itself.
+    """
+    from osgeo import gdal, gdal_array, ogr
+
+    image = gdal_array.OpenArray(values)
+    image.SetGeoTransform((0.0, 1.0, 0.0, float(row0), 0.0, 1.0))
+    selected = np.isin(values, chosen).view(np.uint8)
+    mask = gdal_array.OpenArray(selected)
+    source = ogr.GetDriverByName("Memory").CreateDataSource("")
+    layer = source.CreateLayer("pieces", geom_type=ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("class_id", ogr.OFTInteger))
+    if gdal.Polygonize(image.GetRasterBand(1), mask.GetRasterBand(1), layer, 0) != 0:
+        raise RuntimeError(f"GDAL could not trace rows {row0}+: {gdal.GetLastErrorMsg()}")
+    wkb, class_ids = [], []
+    for feature in layer:
+        wkb.append(bytes(feature.GetGeometryRef().ExportToWkb()))
+        class_ids.append(feature.GetFieldAsInteger(0))
+    return shapely.from_wkb(np.array(wkb, dtype=object)), np.array(class_ids, dtype=np.int64)
+
+
 class _RegionStitcher:
     """Turns blocks of rows into complete regions, joining pieces cut apart by seams."""
 
@@ -201,28 +223,18 @@ class _RegionStitcher:
     def add_block(self, values: np.ndarray, row0: int, chosen: tuple[int, ...], last: bool) -> list[_Polygon]:
         """Add the block starting at ``row0``; return the regions it completes."""
         row1 = row0 + values.shape[0]
-        polygonizable = values if values.dtype in _POLYGONIZE_DTYPES else values.astype(np.int32)
-        traced = list(
-            rasterio.features.shapes(
-                polygonizable,
-                mask=np.isin(values, chosen),
-                connectivity=4,
-                transform=Affine.translation(0, row0),
-            )
-        )
-        geometries = np.array([shape(g) for g, _ in traced], dtype=object)
-        class_ids = [int(v) for _, v in traced]
-        ids = np.arange(self._next_id, self._next_id + len(traced))
-        self._next_id += len(traced)
+        geometries, class_ids = _trace(values, row0, chosen)
+        ids = np.arange(self._next_id, self._next_id + len(geometries))
+        self._next_id += len(geometries)
         bounds = shapely.bounds(geometries).reshape(-1, 4)
-        on_upper = (bounds[:, 1] == row0) if row0 > 0 else np.zeros(len(traced), bool)
-        on_lower = (bounds[:, 3] == row1) if not last else np.zeros(len(traced), bool)
+        on_upper = (bounds[:, 1] == row0) if row0 > 0 else np.zeros(len(geometries), bool)
+        on_lower = (bounds[:, 3] == row1) if not last else np.zeros(len(geometries), bool)
 
         finished = [
-            _Polygon(class_ids[i], geometries[i], False) for i in np.flatnonzero(~(on_upper | on_lower))
+            _Polygon(int(class_ids[i]), geometries[i], False) for i in np.flatnonzero(~(on_upper | on_lower))
         ]
         for i in np.flatnonzero(on_upper | on_lower):
-            self._pieces[int(ids[i])] = (class_ids[i], geometries[i])
+            self._pieces[int(ids[i])] = (int(class_ids[i]), geometries[i])
             self._parent[int(ids[i])] = int(ids[i])
         if row0 > 0 and self._lower_ids is not None:
             upper_ids = self._burn(geometries[on_upper], ids[on_upper], row0)
@@ -289,10 +301,10 @@ class _RegionStitcher:
 
 def _finish(
     polygons: list[_Polygon], transform: Affine, min_area: float, simplify: float
-) -> Iterator[tuple[int, shapely.Polygon, float, float]]:
-    """Map coordinates, minimum area, simplification and validity for finished regions."""
+) -> tuple[list[int], np.ndarray]:
+    """Class ids and final polygons (map coordinates, minimum area, simplified, valid) of finished regions."""
     if not polygons:
-        return
+        return [], np.empty(0, dtype=object)
     a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
     geometries = shapely.transform(
         np.array([p.geometry for p in polygons], dtype=object),
@@ -310,8 +322,7 @@ def _finish(
         geometries = np.concatenate([geometries[~invalid], parts])
         class_ids = np.concatenate([class_ids[~invalid], class_ids[invalid][index]])
     # Exterior rings counter-clockwise, holes clockwise (OGC order) whatever the block size.
-    geometries = shapely.orient_polygons(geometries)
-    yield from zip(class_ids.tolist(), geometries, shapely.area(geometries).tolist(), shapely.length(geometries).tolist())
+    return class_ids.tolist(), shapely.orient_polygons(geometries)
 
 
 class _GeoPackageLayer:
@@ -346,27 +357,36 @@ class _GeoPackageLayer:
         )
         if self._layer is None:
             raise OSError(f"cannot create layer {self._layer_name!r} in {self._path}: {gdal.GetLastErrorMsg()}")
-        for name, kind in (("class_id", ogr.OFTInteger), ("class_name", ogr.OFTString),
-                           ("area", ogr.OFTReal), ("perimeter", ogr.OFTReal)):
-            self._layer.CreateField(ogr.FieldDefn(name, kind))
+        for name, kind in _FIELDS:
+            self._layer.CreateField(ogr.FieldDefn(name, getattr(ogr, kind)))
         self._definition = self._layer.GetLayerDefn()
         self._dataset.StartTransaction()
         return self
 
-    def add(self, geometry: shapely.Polygon, class_id: int, class_name: str, area: float, perimeter: float) -> None:
-        feature = self._ogr.Feature(self._definition)
-        feature.SetField("class_id", class_id)
-        feature.SetField("class_name", class_name)
-        feature.SetField("area", area)
-        feature.SetField("perimeter", perimeter)
-        feature.SetGeometryDirectly(self._ogr.CreateGeometryFromWkb(shapely.to_wkb(geometry)))
-        if self._layer.CreateFeature(feature) != 0:
-            raise OSError(f"writing a polygon to {self._path} failed")
-        self._pending += 1
-        if self._pending >= _FEATURES_PER_TRANSACTION:
-            self._dataset.CommitTransaction()
-            self._dataset.StartTransaction()
-            self._pending = 0
+    def add(self, polygons: tuple[list[int], np.ndarray], classes: dict[int, ClassInfo]) -> list[int]:
+        """Write (class ids, polygons) with their attributes; return the class id of each feature."""
+        class_ids, geometries = polygons
+        rows = zip(
+            class_ids,
+            shapely.to_wkb(geometries),
+            shapely.area(geometries).tolist(),
+            shapely.length(geometries).tolist(),
+        )
+        for class_id, wkb, area, perimeter in rows:
+            feature = self._ogr.Feature(self._definition)
+            feature.SetFieldInteger64(0, class_id)  # fields in the order of _FIELDS
+            feature.SetFieldString(1, classes[class_id].name)
+            feature.SetField(2, area)
+            feature.SetField(3, perimeter)
+            feature.SetGeometryDirectly(self._ogr.CreateGeometryFromWkb(wkb))
+            if self._layer.CreateFeature(feature) != 0:
+                raise OSError(f"writing a polygon to {self._path} failed")
+            self._pending += 1
+            if self._pending >= _FEATURES_PER_TRANSACTION:
+                self._dataset.CommitTransaction()
+                self._dataset.StartTransaction()
+                self._pending = 0
+        return class_ids
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
