@@ -7,22 +7,20 @@ count of every class must be equal. The raster is made of smooth random blobs (l
 model's output) with 0.05 % speckle (like its noise) and a nodata margin, which neither
 tool may turn into polygons.
 
-Why a launcher process: Linux reports a child's peak RSS as at least the peak of the
-process that spawned it (the spawner's memory map is the child's until it execs), and the
-``make bench`` process holds a full model. So each measured command is started by a fresh,
-small ``python -m benchmarks.bench_vectorize measure ...`` that only waits for it and reads
-its ``wait4`` usage. Heavy imports are therefore kept inside the functions that need them.
+Peak memory is measured by ``benchmarks.common.measure_command`` (a fresh launcher process,
+so the figure is the command's own). The raster is made in a child process too, so the
+benchmark process never holds its arrays.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from benchmarks.common import measure_command
 
 SIZE_FULL, SIZE_QUICK = 8000, 2000
 LAYER = "land_cover"
@@ -61,16 +59,6 @@ def make_classified_raster(path: Path, size: int, seed: int = 0) -> Path:
     return path
 
 
-def _measured(command: list[str], folder: Path) -> tuple[dict, str]:
-    """Wall and CPU seconds, peak RSS in MB, and the stdout of ``command``, started by a small launcher."""
-    result = subprocess.run(
-        [sys.executable, "-m", _MODULE, "measure", str(folder), *command], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{command[:3]} failed: {result.stderr.strip()[-800:]}")
-    return json.loads(result.stdout), (folder / "stdout.txt").read_text()
-
-
 def _count_per_class(gpkg: Path) -> dict[int, int]:
     from osgeo import ogr
 
@@ -92,47 +80,26 @@ def run(quick: bool) -> list[dict]:
         work = Path(folder)
         raster = work / "classes.tif"
         subprocess.run([sys.executable, "-m", _MODULE, "make", str(raster), str(size)], check=True)
-        ours_usage, stdout = _measured(
-            [sys.executable, "-m", _MODULE, "vectorize", str(raster), str(work / "ours.gpkg")], work
-        )
-        ours = {int(k): v for k, v in json.loads(stdout)["polygon_counts"].items() if v}
-        gdal_usage, _ = _measured(
+        ours_run = measure_command([sys.executable, "-m", _MODULE, "vectorize", str(raster), str(work / "ours.gpkg")])
+        ours = {int(k): v for k, v in json.loads(ours_run.stdout)["polygon_counts"].items() if v}
+        gdal_run = measure_command(
             [sys.executable, polygonize, "-q", str(raster), "-b", "1", "-f", "GPKG", str(work / "gdal.gpkg"),
-             LAYER, "class_id"],
-            work,
+             LAYER, "class_id"]
         )
         reference = _count_per_class(work / "gdal.gpkg")
     return [
         {
             "benchmark": name,
-            "ours_s": round(ours_usage["seconds"], 1),
-            "gdal_polygonize_s": round(gdal_usage["seconds"], 1),
-            "time_ratio_ours_over_gdal": round(ours_usage["seconds"] / gdal_usage["seconds"], 2),
-            # CPU time is steadier than wall time on a machine shared with other work.
-            "cpu_ratio_ours_over_gdal": round(ours_usage["cpu_seconds"] / gdal_usage["cpu_seconds"], 2),
+            "ours_s": round(ours_run.seconds, 1),
+            "gdal_polygonize_s": round(gdal_run.seconds, 1),
+            "time_ratio_ours_over_gdal": round(ours_run.seconds / gdal_run.seconds, 2),
             "polygons_ours": sum(ours.values()),
             "polygons_gdal": sum(reference.values()),
             "same_count_every_class": ours == reference,
-            "peak_rss_mb_ours": round(ours_usage["peak_rss_mb"]),
-            "peak_rss_mb_gdal": round(gdal_usage["peak_rss_mb"]),
+            "peak_rss_mb_ours": round(ours_run.peak_rss_mb),
+            "peak_rss_mb_gdal": round(gdal_run.peak_rss_mb),
         }
     ]
-
-
-def _measure(folder: str, command: list[str]) -> None:
-    """Run ``command`` with stdout to ``folder``/stdout.txt; print its wall and CPU time and peak RSS."""
-    with open(Path(folder) / "stdout.txt", "w") as out:
-        started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        sys.exit(f"exit code {child.returncode}")
-    print(json.dumps({
-        "seconds": time.perf_counter() - started,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
-    }))
 
 
 def _vectorize(raster: str, output: str) -> None:
@@ -144,11 +111,9 @@ def _vectorize(raster: str, output: str) -> None:
 
 if __name__ == "__main__":
     task, arguments = sys.argv[1], sys.argv[2:]
-    if task == "measure":
-        _measure(arguments[0], arguments[1:])
-    elif task == "make":
+    if task == "make":
         make_classified_raster(Path(arguments[0]), int(arguments[1]))
     elif task == "vectorize":
         _vectorize(*arguments)
     else:
-        sys.exit(f"unknown task {task!r}: use measure, make or vectorize")
+        sys.exit(f"unknown task {task!r}: use make or vectorize")
