@@ -30,6 +30,7 @@ import rasterio.features
 import shapely
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
 from .classes import DUBAI_CLASSES, NODATA_CLASS, ClassInfo
@@ -57,11 +58,10 @@ class VectorizeResult:
 
 @dataclass(frozen=True)
 class _Polygon:
-    """A finished region in pixel coordinates; ``stitched`` if it was unioned across seams."""
+    """A finished region in pixel coordinates."""
 
     class_id: int
     geometry: shapely.Polygon
-    stitched: bool
 
 
 def raster_classes(path: str | os.PathLike[str]) -> tuple[ClassInfo, ...]:
@@ -123,13 +123,18 @@ def vectorize_classes(
         chosen = _choose_classes(source, classes, table, raster.nodata)
         rows = block_rows or _default_block_rows(raster)
         counts = dict.fromkeys(chosen, 0)
+        masked = MaskFlags.all_valid not in raster.mask_flag_enums[0]  # nodata value, mask band or alpha
         stitcher = _RegionStitcher(raster.width)
         with _GeoPackageLayer(output, layer_name, raster.crs) as layer:
             for row0 in range(0, raster.height, rows):
                 check_cancelled(cancel)
                 row1 = min(row0 + rows, raster.height)
-                values = raster.read(1, window=Window(0, row0, raster.width, row1 - row0))
-                finished = stitcher.add_block(values, row0, chosen, last=row1 == raster.height)
+                window = Window(0, row0, raster.width, row1 - row0)
+                values = raster.read(1, window=window)
+                selected = np.isin(values, chosen)
+                if masked:
+                    selected &= raster.read_masks(1, window=window) > 0
+                finished = stitcher.add_block(values, selected, row0, last=row1 == raster.height)
                 for class_id in layer.add(_finish(finished, raster.transform, min_area, simplify), table):
                     counts[class_id] += 1
                 report(progress, row1 / raster.height, f"vectorized rows {row1} of {raster.height}")
@@ -184,8 +189,8 @@ def _default_block_rows(raster: rasterio.io.DatasetReader) -> int:
     return max(tile_rows, rows - rows % tile_rows)
 
 
-def _trace(values: np.ndarray, row0: int, chosen: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Polygons (pixel coordinates, y = raster row) and class ids of the chosen classes' regions.
+def _trace(values: np.ndarray, selected: np.ndarray, row0: int) -> tuple[np.ndarray, np.ndarray]:
+    """Polygons (pixel coordinates, y = raster row) and class ids of the regions of selected pixels.
 
     GDAL's polygonizer is called directly and its polygons are taken as WKB: building
     them from GeoJSON coordinate lists (``rasterio.features.shapes``) cost more than the
@@ -195,8 +200,7 @@ def _trace(values: np.ndarray, row0: int, chosen: tuple[int, ...]) -> tuple[np.n
 
     image = gdal_array.OpenArray(values)
     image.SetGeoTransform((0.0, 1.0, 0.0, float(row0), 0.0, 1.0))
-    selected = np.isin(values, chosen).view(np.uint8)
-    mask = gdal_array.OpenArray(selected)
+    mask = gdal_array.OpenArray(selected.view(np.uint8))
     source = ogr.GetDriverByName("Memory").CreateDataSource("")
     layer = source.CreateLayer("pieces", geom_type=ogr.wkbPolygon)
     layer.CreateField(ogr.FieldDefn("class_id", ogr.OFTInteger))
@@ -220,10 +224,10 @@ class _RegionStitcher:
         self._lower_ids: np.ndarray | None = None  # open piece ids on the previous block's last row
         self._lower_values: np.ndarray | None = None  # class values of that row
 
-    def add_block(self, values: np.ndarray, row0: int, chosen: tuple[int, ...], last: bool) -> list[_Polygon]:
-        """Add the block starting at ``row0``; return the regions it completes."""
+    def add_block(self, values: np.ndarray, selected: np.ndarray, row0: int, last: bool) -> list[_Polygon]:
+        """Add the block starting at ``row0`` (``selected``: pixels to trace); return the regions it completes."""
         row1 = row0 + values.shape[0]
-        geometries, class_ids = _trace(values, row0, chosen)
+        geometries, class_ids = _trace(values, selected, row0)
         ids = np.arange(self._next_id, self._next_id + len(geometries))
         self._next_id += len(geometries)
         bounds = shapely.bounds(geometries).reshape(-1, 4)
@@ -231,7 +235,7 @@ class _RegionStitcher:
         on_lower = (bounds[:, 3] == row1) if not last else np.zeros(len(geometries), bool)
 
         finished = [
-            _Polygon(int(class_ids[i]), geometries[i], False) for i in np.flatnonzero(~(on_upper | on_lower))
+            _Polygon(int(class_ids[i]), geometries[i]) for i in np.flatnonzero(~(on_upper | on_lower))
         ]
         for i in np.flatnonzero(on_upper | on_lower):
             self._pieces[int(ids[i])] = (int(class_ids[i]), geometries[i])
@@ -277,12 +281,12 @@ class _RegionStitcher:
             for m in members:
                 del self._parent[m]
             if len(parts) == 1:
-                closed.append(_Polygon(class_id, parts[0], False))
+                closed.append(_Polygon(class_id, parts[0]))
                 continue
             # The union keeps the seam crossings as collinear vertices; a zero-tolerance
             # simplification removes exactly those, so the result matches an unblocked run.
             merged = shapely.simplify(shapely.union_all(parts), 0.0, preserve_topology=True)
-            closed.extend(_Polygon(class_id, p, True) for p in shapely.get_parts(merged))
+            closed.extend(_Polygon(class_id, p) for p in shapely.get_parts(merged))
         return closed
 
     def _find(self, piece_id: int) -> int:
@@ -336,13 +340,25 @@ class _GeoPackageLayer:
         self._pending = 0
 
     def __enter__(self) -> "_GeoPackageLayer":
-        from osgeo import gdal, ogr, osr
+        from osgeo import gdal, ogr
 
         self._ogr = ogr
         _remove_geopackage(self._partial)
         self._dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(self._partial))
         if self._dataset is None:
             raise OSError(f"cannot create {self._path}: {gdal.GetLastErrorMsg()}")
+        try:
+            self._create_layer()
+        except BaseException:
+            self._dataset = None
+            _remove_geopackage(self._partial)
+            raise
+        self._dataset.StartTransaction()
+        return self
+
+    def _create_layer(self) -> None:
+        from osgeo import gdal, ogr, osr
+
         srs = None
         if self._crs is not None:
             srs = osr.SpatialReference()
@@ -360,8 +376,6 @@ class _GeoPackageLayer:
         for name, kind in _FIELDS:
             self._layer.CreateField(ogr.FieldDefn(name, getattr(ogr, kind)))
         self._definition = self._layer.GetLayerDefn()
-        self._dataset.StartTransaction()
-        return self
 
     def add(self, polygons: tuple[list[int], np.ndarray], classes: dict[int, ClassInfo]) -> list[int]:
         """Write (class ids, polygons) with their attributes; return the class id of each feature."""
@@ -394,10 +408,15 @@ class _GeoPackageLayer:
         complete = kind is None and self._dataset.CommitTransaction() == 0
         self._layer = self._definition = None
         self._dataset = None  # closes the file
-        if complete:
-            os.replace(self._partial, self._path)
-            return
-        _remove_geopackage(self._partial)
+        try:
+            if complete:
+                os.replace(self._partial, self._path)
+                return
+        except OSError as failure:
+            raise OSError(f"cannot replace {self._path}: {failure}") from failure
+        finally:
+            if self._partial.exists():
+                _remove_geopackage(self._partial)
         if kind is None:
             raise OSError(f"finishing {self._path} failed")
 

@@ -213,6 +213,19 @@ def test_nodata_never_becomes_a_polygon(tmp_path: Path) -> None:
         vectorize_classes(zero_nodata, tmp_path / "z.gpkg", classes=[BUILDING])
 
 
+def test_pixels_outside_a_mask_band_never_become_polygons(tmp_path: Path) -> None:
+    values = np.full((6, 6), ROAD, np.uint8)
+    path = tmp_path / "masked.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=6, height=6, count=1, dtype="uint8",
+                       crs="EPSG:32640", transform=TRANSFORM) as dst:
+        dst.write(values, 1)
+        mask = np.zeros((6, 6), np.uint8)
+        mask[1:3, 1:4] = 255
+        dst.write_mask(mask)
+    features = read_layer(vectorize_classes(path, tmp_path / "p.gpkg", block_rows=2).output_path)
+    assert [(f["class_id"], f["area"]) for f in features] == [(ROAD, 6 * PIXEL_W * PIXEL_H)]
+
+
 def test_class_names_come_from_the_raster_with_dubai_classes_as_fallback(tmp_path: Path) -> None:
     values = np.array([[0, 1, 2]], np.uint8)
     named = write_classified(tmp_path / "named.tif", values, names=["Water body", "Road surface", "House"])
