@@ -36,7 +36,8 @@ def raster_class_table(path: str) -> tuple[ClassInfo, ...]:
 
     Falls back to the Dubai classes for rasters without category names.
     """
-    band = _open(path).GetRasterBand(1)
+    dataset = _open(path)  # must outlive the band: GDAL crashes on a band of a freed dataset
+    band = dataset.GetRasterBand(1)
     names = band.GetCategoryNames() or []
     table = band.GetColorTable()
     classes = []

@@ -24,6 +24,7 @@ from qgis.core import (
     QgsFeedback,
     QgsGeometry,
     QgsProviderRegistry,
+    QgsRasterBlockFeedback,
     QgsRasterDataProvider,
     QgsRasterFileWriter,
     QgsRasterInterface,
@@ -134,9 +135,15 @@ def export_with_qgis(snapshot: RasterSnapshot, area: QgsRectangle, width: int, h
     pipe = QgsRasterPipe()
     if not pipe.set(snapshot.provider.clone()):
         raise InputPreparationError(f"cannot read the layer {snapshot.name!r} through QGIS")
-    error = writer.writeRaster(pipe, width, height, area, snapshot.crs, snapshot.transform_context, feedback)
-    if feedback is not None and feedback.isCanceled():
-        return ""
+    block_feedback = QgsRasterBlockFeedback()  # the writer takes this kind; relay progress and cancel
+    if feedback is not None:
+        block_feedback.progressChanged.connect(feedback.setProgress)
+        feedback.canceled.connect(block_feedback.cancel)
+    error = writer.writeRaster(pipe, width, height, area, snapshot.crs, snapshot.transform_context, block_feedback)
+    if feedback is not None:
+        feedback.canceled.disconnect(block_feedback.cancel)
+        if feedback.isCanceled():
+            return ""
     if error != QgsRasterFileWriter.NoError:
         raise InputPreparationError(f"exporting the layer {snapshot.name!r} to {destination} failed (error {error})")
     return destination

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.core import QgsApplication, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .segment_algorithms import SegmentAndVectorizeAlgorithm, SegmentRasterAlgorithm
@@ -33,9 +33,30 @@ class DubaiSegmenterProvider(QgsProcessingProvider):
     def icon(self) -> QIcon:
         return QIcon(str(ICON_PATH))
 
+    def load(self) -> bool:
+        # The registry loads a provider's algorithms before it lists the provider, so the
+        # example models cannot find their child algorithms (ours) yet: they are added
+        # once the provider is registered. Until then they would have no outputs.
+        QgsApplication.processingRegistry().providerAdded.connect(self._provider_added)
+        return super().load()
+
+    def unload(self) -> None:
+        try:
+            QgsApplication.processingRegistry().providerAdded.disconnect(self._provider_added)
+        except TypeError:
+            pass  # already disconnected
+        super().unload()
+
+    def _provider_added(self, provider_id: str) -> None:
+        if provider_id == self.id():
+            QgsApplication.processingRegistry().providerAdded.disconnect(self._provider_added)
+            self.refreshAlgorithms()
+
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
         for algorithm in (SegmentRasterAlgorithm(), SegmentAndVectorizeAlgorithm(), VectorizeClassesAlgorithm()):
             self.addAlgorithm(algorithm)
+        if QgsApplication.processingRegistry().providerById(self.id()) is not self:
+            return
         for path in sorted(GRAPHICAL_MODELS_DIR.glob("*.model3")):
             model = QgsProcessingModelAlgorithm()
             if model.fromFile(str(path)):

@@ -1,0 +1,255 @@
+"""The provider's algorithms through processing.run, as the toolbox, batch and modeler run them.
+
+Each engine run starts TensorFlow in a child process (5-10 s), so the runs are shared
+between tests through module fixtures and each test checks one thing a user relies on.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import processing
+import pytest
+from osgeo import gdal
+from qgis.core import (
+    QgsFeature,
+    QgsGeometry,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+
+from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS
+from dubai_segmenter.processing_provider.engine_python import set_configured_python
+from tests.qgis.conftest import child_processes_writing, read_band, scene_ids, write_painted_raster
+
+BUILDING, LAND, ROAD, VEGETATION, WATER = 0, 1, 2, 3, 4
+EXAMPLE_MODEL = "Example model - segment then vectorize"
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Keeps what the algorithm told the user."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[str] = []
+        self.infos: list[str] = []
+
+    def reportError(self, error, fatalError=False):  # noqa: N802,N803
+        self.errors.append(error)
+
+    def pushInfo(self, info):  # noqa: N802
+        self.infos.append(info)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """Two inputs for a batch: the scene in UTM 40N, and its mirror image in Web Mercator."""
+    folder = tmp_path_factory.mktemp("scenes")
+    first = scene_ids()
+    second = np.ascontiguousarray(first[::-1, ::-1])
+    return [
+        (write_painted_raster(folder / "scene one.tif", first), first, "EPSG:32640"),
+        (write_painted_raster(folder / "scene_two.tif", second, epsg=3857, origin=(6_150_000.0, 2_900_000.0),
+                              pixel=0.7), second, "EPSG:3857"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def batch(provider, scenes, colour_model, tmp_path_factory):
+    """Segment raster over two inputs, one call per row as the batch interface does."""
+    out = tmp_path_factory.mktemp("batch")
+    results = []
+    for index, (path, _, _) in enumerate(scenes):
+        feedback = RecordingFeedback()
+        result = processing.run("dubai_segmenter:segment_raster", {
+            "INPUT": str(path), "MODEL": str(colour_model), "OUTPUT": str(out / f"classes_{index}.tif"),
+        }, feedback=feedback)
+        results.append((result, feedback))
+    return results
+
+
+def test_batch_outputs_keep_crs_and_extent_and_hold_the_painted_classes(scenes, batch):
+    for (path, ids, authid), (result, _) in zip(scenes, batch):
+        output = Path(result["OUTPUT"])
+        assert output.is_file()
+        source, classified = QgsRasterLayer(str(path), "in"), QgsRasterLayer(str(output), "out")
+        assert classified.crs().authid() == authid == source.crs().authid()
+        assert classified.extent() == source.extent()
+        assert (classified.width(), classified.height()) == (source.width(), source.height())
+        np.testing.assert_array_equal(read_band(output), ids)
+
+
+def test_class_areas_are_reported_per_class(scenes, batch):
+    (_, ids, _), (result, feedback) = scenes[0], batch[0]
+    areas = {a["name"]: a for a in json.loads(result["CLASS_AREAS"])}
+    assert [a for a in areas] == [c.name for c in DUBAI_CLASSES]
+    building = areas["Building"]
+    assert building["pixels"] == int((ids == BUILDING).sum())
+    assert building["area_m2"] == pytest.approx(building["pixels"] * 0.25)
+    assert building["share"] == pytest.approx((ids == BUILDING).mean())
+    assert sum(a["share"] for a in areas.values()) == pytest.approx(1.0)
+    assert any("Area per class" in info for info in feedback.infos)
+
+
+def test_vectorize_classes_chained_on_a_classified_output(provider, batch, tmp_path):
+    classified = batch[0][0]["OUTPUT"]
+    result = processing.run("dubai_segmenter:vectorize_classes", {
+        "INPUT": classified, "CLASSES": [BUILDING, WATER], "OUTPUT": str(tmp_path / "polygons.gpkg"),
+    })
+    layer = QgsVectorLayer(f"{result['OUTPUT']}|layername=land_cover", "polygons", "ogr")
+    assert layer.isValid() and layer.crs().authid() == "EPSG:32640"
+    features = list(layer.getFeatures())
+    assert sorted(f["class_name"] for f in features) == ["Building", "Building", "Water"]
+    assert all(f.geometry().isGeosValid() for f in features)
+    water = next(f for f in features if f["class_id"] == WATER)
+    assert water.geometry().area() == pytest.approx(30 * 45 * 0.25)
+
+
+@pytest.fixture(scope="module")
+def cropped_and_masked(provider, scenes, colour_model, tmp_path_factory):
+    """Segment and vectorize inside one polygon of a cropped extent, on a VRT of the scene."""
+    folder = tmp_path_factory.mktemp("masked")
+    vrt = folder / "scene.vrt"
+    gdal.Translate(str(vrt), str(scenes[0][0]), format="VRT")
+    # A triangle over the left half; the extent cuts off the top 10 m (20 rows).
+    x0, y0 = 300_000.0, 2_780_000.0
+    mask = QgsVectorLayer("Polygon?crs=EPSG:32640", "area", "memory")
+    feature = QgsFeature()
+    feature.setGeometry(QgsGeometry.fromWkt(
+        f"POLYGON(({x0} {y0}, {x0 + 32} {y0}, {x0} {y0 - 48}, {x0} {y0}))"))
+    mask.dataProvider().addFeatures([feature])
+    extent = f"{x0},{x0 + 64},{y0 - 48},{y0 - 10} [EPSG:32640]"
+    result = processing.run("dubai_segmenter:segment_and_vectorize", {
+        "INPUT": str(vrt), "MODEL": str(colour_model), "EXTENT": extent, "MASK": mask,
+        "CLASSES": [BUILDING, ROAD], "MIN_AREA": 5.0,
+        "OUTPUT": str(folder / "classes.tif"), "OUTPUT_VECTOR": str(folder / "polygons.gpkg"),
+    })
+    return result, scenes[0][1]
+
+
+def test_extent_and_polygons_limit_the_processed_area(cropped_and_masked):
+    result, ids = cropped_and_masked
+    classified = gdal.Open(result["OUTPUT"])
+    x0, pixel, _, top, _, _ = classified.GetGeoTransform()
+    # Cropped to the polygon's bounds within the extent, on the input's pixel grid.
+    assert (x0, top, pixel) == (300_000.0, 2_780_000.0 - 10, 0.5)
+    assert (classified.RasterXSize, classified.RasterYSize) == (64, 76)
+    values = classified.GetRasterBand(1).ReadAsArray()
+    rows, cols = np.mgrid[0:76, 0:64]
+    y = 20 + rows + 0.5  # input rows
+    inside = (cols + 0.5) / 64 + y / 96 <= 1  # under the triangle's hypotenuse
+    expected = np.where(inside, ids[20:96, 0:64], NODATA_CLASS)
+    edge = np.abs((cols + 0.5) / 64 + y / 96 - 1) < 0.03  # GDAL's cutline rounds pixel centres
+    np.testing.assert_array_equal(values[~edge], expected[~edge])
+    assert classified.GetRasterBand(1).GetNoDataValue() == NODATA_CLASS
+
+
+def test_polygons_of_the_masked_run_stay_inside_the_area(cropped_and_masked):
+    result, _ = cropped_and_masked
+    layer = QgsVectorLayer(f"{result['OUTPUT_VECTOR']}|layername=land_cover", "p", "ogr")
+    features = list(layer.getFeatures())
+    assert {f["class_name"] for f in features} == {"Building", "Road"}
+    assert all(f["area"] >= 5.0 for f in features)
+    for f in features:
+        bounds = f.geometry().boundingBox()
+        assert bounds.xMinimum() >= 300_000.0 and bounds.yMaximum() <= 2_780_000.0 - 10 + 1e-6
+
+
+def test_the_example_model_is_loaded_with_valid_children(provider):
+    model = provider.algorithm(EXAMPLE_MODEL)
+    assert model is not None
+    for child in ("segment", "vectorize"):
+        assert model.validateChildAlgorithm(child) == (True, [])
+    assert [d.name() for d in model.destinationParameterDefinitions()] == [
+        "segment:classified_raster", "vectorize:polygons"]
+
+
+def test_the_example_model_chains_segment_and_vectorize(provider, scenes, colour_model, tmp_path):
+    result = processing.run(f"dubai_segmenter:{EXAMPLE_MODEL}", {
+        "input_raster": str(scenes[0][0]), "model_file": str(colour_model),
+        "segment:classified_raster": str(tmp_path / "classes.tif"),
+        "vectorize:polygons": str(tmp_path / "polygons.gpkg"),
+    })
+    np.testing.assert_array_equal(read_band(result["segment:classified_raster"]), scenes[0][1])
+    layer = QgsVectorLayer(f"{result['vectorize:polygons']}|layername=land_cover", "p", "ogr")
+    assert {f["class_name"] for f in layer.getFeatures()} == {"Building", "Road", "Water"}
+
+
+# --- cancel and errors ----------------------------------------------------------------
+
+class CancelDuringEngine(RecordingFeedback):
+    """Cancels as soon as the engine reports a tile (the second half of the bar)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.progressChanged.connect(lambda percent: self.cancel() if percent > 50.5 else None)
+
+
+def test_cancel_stops_the_child_process_and_leaves_no_output(provider, colour_model, tmp_path):
+    big = write_painted_raster(tmp_path / "big.tif", np.tile(scene_ids(), (12, 12)))  # 1152 x 1536
+    out = tmp_path / "out" / "classes.tif"
+    out.parent.mkdir()
+    feedback = CancelDuringEngine()
+    try:
+        result = processing.run("dubai_segmenter:segment_raster", {
+            "INPUT": str(big), "MODEL": str(colour_model), "OUTPUT": str(out),
+        }, feedback=feedback)
+    except QgsProcessingException:
+        result = {}
+    assert feedback.isCanceled() and "OUTPUT" not in result
+    assert list(out.parent.iterdir()) == []
+    assert child_processes_writing(out) == []
+
+
+def _error_of(algorithm: str, parameters: dict) -> str:
+    """The message processing.run raises (the toolbox shows the same text in its log)."""
+    feedback = RecordingFeedback()
+    with pytest.raises(QgsProcessingException) as error:
+        processing.run(algorithm, parameters, feedback=feedback)
+    text = str(error.value)
+    assert "Traceback" not in text + "\n".join(feedback.errors)
+    return text
+
+
+def test_a_broken_model_file_gives_the_engine_message(provider, scenes, tmp_path):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    message = _error_of("dubai_segmenter:segment_raster", {
+        "INPUT": str(scenes[0][0]), "MODEL": str(broken), "OUTPUT": str(tmp_path / "o.tif")})
+    assert "not a dubai_segmenter model file" in message
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_missing_model_file_is_named(provider, scenes, tmp_path):
+    message = _error_of("dubai_segmenter:segment_raster", {
+        "INPUT": str(scenes[0][0]), "MODEL": str(tmp_path / "none.safetensors"), "OUTPUT": str(tmp_path / "o.tif")})
+    assert f"Model file not found: {tmp_path / 'none.safetensors'}" in message
+
+
+def test_a_missing_interpreter_is_named_with_the_fix(provider, scenes, colour_model, tmp_path):
+    set_configured_python(str(tmp_path / "no-python"))
+    message = _error_of("dubai_segmenter:segment_raster", {
+        "INPUT": str(scenes[0][0]), "MODEL": str(colour_model), "OUTPUT": str(tmp_path / "o.tif")})
+    assert str(tmp_path / "no-python") in message and "DUBAI_SEGMENTER_PYTHON" in message
+
+
+def test_an_interpreter_without_packages_gets_the_pip_command(provider, scenes, colour_model, tmp_path):
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
+    set_configured_python(str(tmp_path / "venv" / "bin" / "python"))
+    message = _error_of("dubai_segmenter:segment_raster", {
+        "INPUT": str(scenes[0][0]), "MODEL": str(colour_model), "OUTPUT": str(tmp_path / "o.tif")})
+    assert "lacks packages the engine needs: numpy, rasterio" in message
+    assert "-m pip install --upgrade numpy==1.26.4" in message
+
+
+def test_outputs_other_than_geotiff_and_geopackage_are_refused_up_front(provider):
+    algorithm = provider.algorithm("segment_and_vectorize")
+    assert provider.supportedOutputRasterLayerExtensions() == ["tif"]
+    assert provider.supportedOutputVectorLayerExtensions() == ["gpkg"]
+    assert algorithm.parameterDefinition("OUTPUT").defaultFileExtension() == "tif"
+    assert algorithm.parameterDefinition("OUTPUT_VECTOR").defaultFileExtension() == "gpkg"
+
