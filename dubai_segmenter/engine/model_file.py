@@ -258,7 +258,8 @@ def describe_model(metadata: ModelMetadata, path: str | os.PathLike | None = Non
     if path is not None:
         size = Path(path).stat().st_size
         lines.append(f"File: {path} ({size / 1e6:.1f} MB)")
-        lines.append(f"Parameters: {parameter_count(path):,}")
+        if Path(path).suffix.lower() != ".onnx":  # an ONNX export holds folded, not stored, weights
+            lines.append(f"Parameters: {parameter_count(path):,}")
     if metadata.provenance:
         lines.append("Provenance:")
         for key, value in sorted(metadata.provenance.items()):

@@ -138,6 +138,18 @@ def _current_export(model_path: Path, tile_size: int, threads: int | None) -> tu
     return OnnxPredictor(session, metadata, exported_tile), f"{onnx_path.name} is a current export of the model"
 
 
+def read_model_metadata(path: str | os.PathLike) -> ModelMetadata:
+    """The metadata of a model file or an ONNX export, without TensorFlow.
+
+    For checks before a run (bands, tile size) and for ``info``. An ONNX file is opened
+    with onnxruntime to read it (about a second for the reference network).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return read_onnx_metadata(open_onnx_session(path, threads=1), path)[0]
+    return read_metadata(path)
+
+
 def open_predictor(
     path: str | os.PathLike, tile_size: int | None = None, backend: str = "auto", threads: int | None = None
 ) -> Predictor:

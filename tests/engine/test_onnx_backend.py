@@ -9,9 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from dubai_segmenter.engine.model_file import ModelFileError, read_metadata
+from dubai_segmenter.engine.model_file import ModelFileError, describe_model, read_metadata
 from dubai_segmenter.engine.onnx_file import export_onnx, open_onnx_session, read_onnx_metadata
-from dubai_segmenter.engine.predictors import open_predictor
+from dubai_segmenter.engine.predictors import open_predictor, read_model_metadata
 from tests.engine.helpers import paint, run_without_tensorflow, save_colour_model, save_small_unet
 
 
@@ -51,7 +51,8 @@ def test_export_carries_our_metadata_and_deepness_keys(exported):
     model, onnx_path = exported["unet"]
     session = open_onnx_session(onnx_path)
     metadata, tile, _ = read_onnx_metadata(session, onnx_path)
-    assert metadata == read_metadata(model) and tile == 64
+    assert metadata == read_metadata(model) == read_model_metadata(onnx_path) and tile == 64
+    assert "Classes (6)" in describe_model(metadata, onnx_path)
     # What Deepness reads: channels-first input and output, square tiles, its metadata keys.
     assert session.get_inputs()[0].shape[1:] == [3, 64, 64]
     assert session.get_outputs()[0].shape[1:] == [6, 64, 64]
@@ -117,7 +118,7 @@ def test_onnx_backend_runs_without_tensorflow(exported):
     model, onnx_path = exported["colour"]
     done = run_without_tensorflow(
         "import numpy as np\n"
-        "from dubai_segmenter.engine.predictors import open_predictor\n"
+        "from dubai_segmenter.engine.predictors import open_predictor, read_model_metadata\n"
         "from tests.engine.helpers import PALETTE\n"
         f"for path in ({str(onnx_path)!r}, {str(model)!r}):\n"
         "    predictor = open_predictor(path)\n"
