@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dubai_segmenter.engine.classes import NODATA_CLASS
 from dubai_segmenter.engine.tiling import TileGrid
 
 
@@ -42,18 +43,45 @@ def window_weights(tile_size: int, overlap: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BlendedBlock:
-    """Finished pixels: mean class probabilities (rows, cols, C) at raster (row, col); zeros = no data."""
+    """Finished pixels at raster (row, col): weighted probability sums, class-major (C, rows, cols).
+
+    Kept class-major because reductions over a short last axis are ~20x slower in numpy
+    than element-wise operations across class planes.
+    """
 
     row: int
     col: int
-    probabilities: np.ndarray
+    sums: np.ndarray
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.sums.shape[1:]
 
-def _normalised(sums: np.ndarray) -> np.ndarray:
-    """Weighted sums -> weighted means. Softmax outputs sum to 1 over classes, so the class
-    total of a pixel is the sum of the weights it received; zero means no valid tile saw it."""
-    total = sums.sum(axis=-1, keepdims=True)
-    return np.divide(sums, total, out=np.zeros_like(sums), where=total > 0)
+    def probabilities(self) -> np.ndarray:
+        """(rows, cols, C) weighted mean probabilities; all zeros where no valid tile saw a pixel.
+
+        Softmax outputs sum to 1 over classes, so a pixel's class total is the sum of the
+        weights it received: dividing by it gives the weighted mean.
+        """
+        total = np.add.reduce(self.sums, axis=0)
+        return np.moveaxis(self.sums / np.maximum(total, np.finfo(np.float32).tiny), 0, -1)
+
+    def classes(self) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 class ids (NODATA_CLASS where no valid tile saw the pixel) and the winning
+        class's weighted mean probability (0 there).
+
+        A first-maximum argmax written as plane-by-plane maxima: ``argmax(axis=0)`` walks the
+        short class axis pixel by pixel and is many times slower.
+        """
+        best = self.sums[0].copy()
+        class_ids = np.zeros(best.shape, dtype=np.uint8)
+        for class_id in range(1, len(self.sums)):
+            better = self.sums[class_id] > best
+            class_ids[better] = class_id
+            np.maximum(best, self.sums[class_id], out=best)
+        total = np.add.reduce(self.sums, axis=0)
+        class_ids[best <= 0] = NODATA_CLASS
+        return class_ids, best / np.maximum(total, np.finfo(np.float32).tiny)
 
 
 class BlendingAccumulator:
@@ -68,12 +96,14 @@ class BlendingAccumulator:
         self.num_classes = num_classes
         tile = grid.tile_size
         self._weights = window_weights(tile, grid.overlap)
-        self._local = np.zeros((tile, tile, num_classes), dtype=np.float32)
+        # Class-major sums of the tiles touching the current columns, and room for one weighted tile.
+        self._local = np.zeros((num_classes, tile, tile), dtype=np.float32)
+        self._weighted = np.empty_like(self._local)
         # Rows of tile row k that tile row k + 1 also covers, over the whole raster width.
         carry_rows = [
             min(top + tile, grid.height) - max(below, 0) for top, below in zip(grid.rows, grid.rows[1:])
         ]
-        self._carry = np.zeros((max(carry_rows, default=0), grid.width, num_classes), dtype=np.float32)
+        self._carry = np.zeros((num_classes, max(carry_rows, default=0), grid.width), dtype=np.float32)
         self._next = 0  # index of the next tile, row-major
 
     @property
@@ -88,16 +118,17 @@ class BlendingAccumulator:
         k, j = divmod(self._next, len(grid.cols))
         self._next += 1
         if probabilities is not None:
-            if probabilities.shape != self._local.shape:
-                raise ValueError(f"tile probabilities have shape {probabilities.shape}, expected {self._local.shape}")
+            expected = (tile, tile, self.num_classes)
+            if probabilities.shape != expected:
+                raise ValueError(f"tile probabilities have shape {probabilities.shape}, expected {expected}")
             weights = self._weights if valid is None else self._weights * valid
-            self._local += probabilities * weights[..., None]
+            self._local += np.multiply(probabilities.transpose(2, 0, 1), weights, out=self._weighted)
         left = grid.cols[j]
         right = grid.cols[j + 1] if j + 1 < len(grid.cols) else left + tile
         blocks = self._flush_columns(k, left, right)
         shift = right - left
-        self._local[:, : tile - shift] = self._local[:, shift:]
-        self._local[:, tile - shift :] = 0
+        self._local[:, :, : tile - shift] = self._local[:, :, shift:]
+        self._local[:, :, tile - shift :] = 0
         return blocks
 
     def _flush_columns(self, k: int, left: int, right: int) -> list[BlendedBlock]:
@@ -108,18 +139,18 @@ class BlendingAccumulator:
         if first_col >= stop_col:
             return []
         top = rows[k]
-        block = self._local[:, first_col - left : stop_col - left]
+        block = self._local[:, :, first_col - left : stop_col - left]
         if k > 0:
             carried = slice(max(top, 0), min(rows[k - 1] + grid.tile_size, grid.height))
             height = carried.stop - carried.start
-            block[carried.start - top : carried.stop - top] += self._carry[:height, first_col:stop_col]
+            block[:, carried.start - top : carried.stop - top] += self._carry[:, :height, first_col:stop_col]
         last_row = k + 1 == len(rows)
         finished = slice(max(top, 0), grid.height if last_row else min(rows[k + 1], grid.height))
         if not last_row:
             kept = slice(max(rows[k + 1], 0), min(top + grid.tile_size, grid.height))
             height = kept.stop - kept.start
-            self._carry[:height, first_col:stop_col] = block[kept.start - top : kept.stop - top]
+            self._carry[:, :height, first_col:stop_col] = block[:, kept.start - top : kept.stop - top]
         if finished.start >= finished.stop:
             return []
-        sums = block[finished.start - top : finished.stop - top]
-        return [BlendedBlock(finished.start, first_col, _normalised(sums))]
+        sums = block[:, finished.start - top : finished.stop - top].copy()  # the buffer moves on
+        return [BlendedBlock(finished.start, first_col, sums)]

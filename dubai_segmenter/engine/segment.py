@@ -39,6 +39,10 @@ from dubai_segmenter.engine.raster_input import (
 )
 from dubai_segmenter.engine.tiling import RowReader, TileGrid, check_tiling, read_strip
 
+#: GDAL's block cache during a run (MB). Its default, 5 % of RAM, fills with every block read
+#: or written and never gives memory back, so the process would grow with the raster's
+#: height; blocks are read once per strip, so a small cache costs nothing.
+GDAL_CACHE_MB = 64
 #: Share of the progress bar given to inference when a processing resolution adds a
 #: second pass (resampling the classes back to the input grid).
 INFERENCE_SHARE_WITH_RESAMPLING = 0.9
@@ -169,23 +173,9 @@ def segment_array(
         return image[first : first + count], valid[first : first + count]
 
     for block in blend_tiles(rows, np.array, grid, predictor, batch_size):
-        found = block.probabilities
-        result[block.row : block.row + found.shape[0], block.col : block.col + found.shape[1]] = found
+        height, width = block.shape
+        result[block.row : block.row + height, block.col : block.col + width] = block.probabilities()
     return result
-
-
-def classes_from_probabilities(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols, C) blended probabilities -> uint8 class ids and confidence 0..100.
-
-    All-zero probabilities (no valid tile pixel) become NODATA_CLASS in both.
-    """
-    best = probabilities.max(axis=-1)
-    class_ids = probabilities.argmax(axis=-1).astype(np.uint8)
-    confidence = np.rint(best * 100).astype(np.uint8)
-    nodata = best <= 0
-    class_ids[nodata] = NODATA_CLASS
-    confidence[nodata] = NODATA_CLASS
-    return class_ids, confidence
 
 
 def _classify_into(
@@ -208,19 +198,22 @@ def _classify_into(
         return read_rows(dataset, bands, first, count)
 
     def write_band() -> None:
-        writer.write_rows(band_row, band_ids, band_confidence if confidence else None)
+        writer.write_rows(band_row, band_ids, band_confidence)
 
     for block in blend_tiles(rows, scaling.apply, grid, predictor, batch_size, progress, cancel, counter):
-        height, width = block.probabilities.shape[:2]
+        height, width = block.shape
         if block.row != band_row:
             if band_row is not None:
                 write_band()
             band_row = block.row
             band_ids = np.empty((height, dataset.width), dtype=np.uint8)
-            band_confidence = np.empty((height, dataset.width), dtype=np.uint8)
-        ids, sure = classes_from_probabilities(block.probabilities)
-        band_ids[:, block.col : block.col + width] = ids
-        band_confidence[:, block.col : block.col + width] = sure
+            band_confidence = np.empty((height, dataset.width), dtype=np.uint8) if confidence else None
+        class_ids, probability = block.classes()
+        band_ids[:, block.col : block.col + width] = class_ids
+        if confidence:
+            sure = np.rint(probability * 100).astype(np.uint8)
+            sure[class_ids == NODATA_CLASS] = NODATA_CLASS
+            band_confidence[:, block.col : block.col + width] = sure
     write_band()
 
 
@@ -273,7 +266,7 @@ def segment_raster(
         raise ValueError(f"batch size must be at least 1, got {options.batch_size}")
     output_path = check_output_path(output_path, input_path)
     metadata = predictor.metadata
-    with open_raster(input_path) as source:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(input_path) as source:
         bands = choose_bands(source, options.bands, metadata.input_bands)
         scaling = compute_scaling(source, bands, metadata.input_scale)
         details = {

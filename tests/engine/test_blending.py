@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from dubai_segmenter.engine.blending import BlendingAccumulator, window_profile, window_weights
+from dubai_segmenter.engine.blending import BlendedBlock, BlendingAccumulator, window_profile, window_weights
+from dubai_segmenter.engine.classes import NODATA_CLASS
 from dubai_segmenter.engine.tiling import TileGrid
 
 
@@ -58,8 +59,8 @@ def test_streamed_blend_equals_whole_raster_mean(height, width, tile, overlap):
     seen = np.zeros((height, width), dtype=int)
     for probabilities, valid in zip(tiles, valids):
         for block in accumulator.add(None if not valid.any() else probabilities, valid):
-            rows, cols = block.probabilities.shape[:2]
-            result[block.row : block.row + rows, block.col : block.col + cols] = block.probabilities
+            rows, cols = block.shape
+            result[block.row : block.row + rows, block.col : block.col + cols] = block.probabilities()
             seen[block.row : block.row + rows, block.col : block.col + cols] += 1
     assert accumulator.done
     np.testing.assert_array_equal(seen, 1)  # every pixel handed back exactly once
@@ -70,8 +71,19 @@ def test_pixels_seen_by_no_valid_tile_come_back_as_zeros():
     grid = TileGrid.for_raster(40, 40, 32, 8)
     accumulator = BlendingAccumulator(grid, 3)
     blocks = [b for _ in range(grid.tile_count) for b in accumulator.add(None)]
-    assert sum(b.probabilities.shape[0] * b.probabilities.shape[1] for b in blocks) == 40 * 40
-    assert all(not b.probabilities.any() for b in blocks)
+    assert sum(b.shape[0] * b.shape[1] for b in blocks) == 40 * 40
+    assert all(not b.probabilities().any() for b in blocks)
+    assert all((b.classes()[0] == NODATA_CLASS).all() for b in blocks)
+
+
+def test_block_classes_are_the_first_most_probable_class():
+    sums = np.random.default_rng(0).random((5, 30, 40)).astype(np.float32)
+    sums[:, 0, 0] = [0.2, 0.4, 0.4, 0.0, 0.0]  # a tie goes to the first, like argmax
+    block = BlendedBlock(0, 0, sums)
+    class_ids, probability = block.classes()
+    np.testing.assert_array_equal(class_ids, sums.argmax(0))
+    np.testing.assert_allclose(probability, sums.max(0) / sums.sum(0), rtol=1e-6)
+    np.testing.assert_allclose(block.probabilities(), np.moveaxis(sums / sums.sum(0), 0, -1), rtol=1e-6)
 
 
 def test_carry_depends_on_width_not_height():
@@ -79,9 +91,9 @@ def test_carry_depends_on_width_not_height():
     tall = BlendingAccumulator(TileGrid.for_raster(200_000, 3_000, 512, 128), 6)
     # About `overlap` rows of the raster's width, whatever the height (steps are spread
     # evenly, so the real overlap can be a few pixels more than asked).
-    assert tall._carry.shape[1:] == short._carry.shape[1:] == (3_000, 6)
-    assert 128 <= tall._carry.shape[0] <= 128 + 8
-    assert short._carry.shape[0] <= 512 // 2
+    assert tall._carry.shape[::2] == short._carry.shape[::2] == (6, 3_000)
+    assert 128 <= tall._carry.shape[1] <= 128 + 8
+    assert short._carry.shape[1] <= 512 // 2
 
 
 def test_adding_more_tiles_than_the_grid_has_fails():
