@@ -139,3 +139,17 @@ def test_sigterm_cancels_at_the_next_tile_and_leaves_no_output(tmp_path, colour_
     assert process.returncode == EXIT_CANCELLED, err
     assert err.strip().splitlines()[-1].startswith("ERROR: cancelled")
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_export_onnx_then_segment_with_the_export(tmp_path, scene, colour_model_file, capsys):
+    truth, source = scene
+    code, out, err = run(capsys, "export-onnx", colour_model_file, tmp_path / "colour.onnx")
+    assert code == EXIT_OK, err
+    code, out, err = run(
+        capsys, "segment", source, "--model", tmp_path / "colour.onnx", "--out-raster", tmp_path / "classes.tif"
+    )
+    assert code == EXIT_OK, err
+    with rasterio.open(tmp_path / "classes.tif") as dataset:
+        np.testing.assert_array_equal(dataset.read(1), truth)
+    code, _, err = run(capsys, "export-onnx", colour_model_file, tmp_path / "colour.txt")
+    assert code == EXIT_BAD_INPUT and "ERROR: " in err and ".onnx" in err
