@@ -67,6 +67,8 @@ class TrainingClock(keras.callbacks.Callback):
         logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
         logs["steps"] = self.steps
         logs["hours"] = round(self.seconds / 3600, 4)
+        print(f"Epoch {epoch + 1}: {self.steps} steps, {self.seconds / 3600:.2f} of {self.budget / 3600:.2f} h "
+              f"used, learning rate {logs['learning_rate']:.2e}", flush=True)
         if self.seconds >= self.budget:
             self.model.stop_training = True
             print(f"Time budget of {self.budget / 3600:.2f} h reached after {self.steps} steps.", flush=True)
@@ -83,6 +85,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         super().__init__(monitor="val_loss", min_delta=recipe.early_stopping_min_delta,
                          patience=recipe.early_stopping_patience, verbose=1)
         self._resume = (wait, best, best_epoch)
+        self.wait = wait
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)

@@ -36,7 +36,8 @@ from training.metrics import training_metrics
 BEST_WEIGHTS = "best.weights.h5"
 
 
-def start_or_resume(run_dir: Path, recipe: Recipe, hours: float, data_root: Path) -> dict[str, Any]:
+def start_or_resume(run_dir: Path, recipe: Recipe, hours: float, data_root: Path,
+                    encoder_weights: str | None) -> dict[str, Any]:
     """run.json of the run: written for a new run, checked (same recipe) and updated on resume."""
     path = run_dir / "run.json"
     train, validation = reference_split(list_samples(data_root))
@@ -48,7 +49,8 @@ def start_or_resume(run_dir: Path, recipe: Recipe, hours: float, data_root: Path
     else:
         frequencies = class_frequencies([load_sample(s)[1] for s in train])
         run = {"recipe": recipe.to_dict(), "split": describe_split(train, validation),
-               "data_dir": str(data_root), "class_frequencies": [round(float(f), 6) for f in frequencies],
+               "data_dir": str(data_root), "encoder_weights": encoder_weights or "random initialisation",
+               "class_frequencies": [round(float(f), 6) for f in frequencies],
                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     run["hours"] = hours
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +79,6 @@ def fit(model: keras.Model, recipe: Recipe, run_dir: Path, budget_seconds: float
     if recipe.early_stopping_patience:
         stopping = ResumableEarlyStopping(recipe, state.get("wait", 0), state.get("stopping_best"),
                                           state.get("stopping_best_epoch", 0))
-        stopping.wait = state.get("wait", 0)
     callbacks = [clock, best, *([stopping] if stopping else []),
                  keras.callbacks.CSVLogger(str(run_dir / "model_training.csv"), append=True),
                  RunCheckpoint(run_dir, clock, best, stopping)]
@@ -120,12 +121,15 @@ def train(recipe: Recipe, run_dir: Path, hours: float, data_root: Path | None = 
           encoder_weights: str | None = None, evaluate: bool = True) -> Path:
     """Train (or resume) a run and export its model file; returns the model file's path."""
     run_dir, data_root = Path(run_dir), Path(data_root) if data_root else data_dir()
-    run = start_or_resume(run_dir, recipe, hours, data_root)
+    run = start_or_resume(run_dir, recipe, hours, data_root, encoder_weights)
     keras.utils.set_random_seed(recipe.seed)
     model = compile_network(recipe, np.array(run["class_frequencies"]), encoder_weights)
     train_samples, validation_samples = reference_split(list_samples(data_root))
     checkpoint = latest_checkpoint(run_dir)
     seed = recipe.seed + (json.loads((checkpoint / "state.json").read_text())["steps"] if checkpoint else 0)
+    print(f"Recipe {recipe.name}: {len(train_samples)} training / {len(validation_samples)} validation images "
+          f"from {data_root}, {recipe.image_size}-pixel inputs ({recipe.input_mode}), batch {recipe.batch_size}, "
+          f"budget {hours:g} h; run folder {run_dir}", flush=True)
     run["training"] = fit(model, recipe, run_dir, hours * 3600,
                           training_data(recipe, train_samples, run_dir, seed),
                           validation_data(recipe, validation_samples))
@@ -134,6 +138,16 @@ def train(recipe: Recipe, run_dir: Path, hours: float, data_root: Path | None = 
 
 def _csv_rows(path: Path) -> list[str]:
     return path.read_text().splitlines()[1:] if path.is_file() else []
+
+
+def _knob(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"{text!r} is not KNOB=VALUE")
+    try:
+        return name.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return name.strip(), value  # a bare string, e.g. --set loss=crossentropy
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,11 +159,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, help="dataset folder (default: $DATA_DIR or ../shared/data/hitl-dubai)")
     parser.add_argument("--weights", help="local ImageNet weights file for the InceptionResNetV2 encoder "
                                           "(no-top .h5); default: random initialisation")
+    parser.add_argument("--set", action="append", default=[], metavar="KNOB=JSON",
+                        help="override one recipe knob for an experiment, e.g. --set image_size=384 "
+                             "--set 'architecture_params={\"decoder_filters\": [256, 128, 64, 32]}'")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the final sliding-window evaluation")
     args = parser.parse_args(argv)
     if args.hours <= 0:
         parser.error("--hours must be positive")
-    path = train(get_recipe(args.recipe), args.out, args.hours, args.data, args.weights, not args.no_evaluate)
+    recipe = get_recipe(args.recipe)
+    try:
+        recipe = recipe.with_overrides(**dict(_knob(text) for text in args.set))
+    except (TypeError, ValueError) as exc:
+        parser.error(f"--set: {exc}")
+    path = train(recipe, args.out, args.hours, args.data, args.weights, not args.no_evaluate)
     print(f"Model file: {path}")
 
 
