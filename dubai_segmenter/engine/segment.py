@@ -71,7 +71,9 @@ class SegmentResult:
 
 
 @dataclass
-class _TileCounter:
+class TileCounter:
+    """Tiles of a run: how many in all, handled so far (progress) and skipped (no valid pixel)."""
+
     total: int
     done: int = 0
     skipped: int = 0
@@ -85,7 +87,7 @@ def blend_tiles(
     batch_size: int = 1,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
-    counter: _TileCounter | None = None,
+    counter: TileCounter | None = None,
 ) -> Iterator[BlendedBlock]:
     """Run every tile of ``grid`` through ``predictor`` and yield blended blocks as they finish.
 
@@ -94,7 +96,7 @@ def blend_tiles(
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
-    counter = counter or _TileCounter(grid.tile_count)
+    counter = counter or TileCounter(grid.tile_count)
     accumulator = BlendingAccumulator(grid, len(predictor.metadata.classes))
     tile = grid.tile_size
     pending: list[tuple[np.ndarray | None, np.ndarray | None]] = []
@@ -188,7 +190,7 @@ def _classify_into(
     writer: ClassifiedRasterWriter,
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
-    counter: _TileCounter,
+    counter: TileCounter,
 ) -> None:
     """Segment ``dataset`` tile by tile and write each finished band of rows to ``writer``."""
     confidence = writer.has_confidence
@@ -288,7 +290,7 @@ def segment_raster(
         with writer:
             if options.resolution is None:
                 grid = TileGrid.for_raster(source.height, source.width, tile, overlap)
-                counter = _TileCounter(grid.tile_count)
+                counter = TileCounter(grid.tile_count)
                 _classify_into(source, bands, scaling, predictor, grid, options.batch_size, writer, progress, cancel, counter)
             else:
                 share = INFERENCE_SHARE_WITH_RESAMPLING
@@ -296,7 +298,7 @@ def segment_raster(
                     dir=output_path.parent, prefix=f".{output_path.name}."
                 ) as scratch:
                     grid = TileGrid.for_raster(processing.height, processing.width, tile, overlap)
-                    counter = _TileCounter(grid.tile_count)
+                    counter = TileCounter(grid.tile_count)
                     with ClassifiedRasterWriter(
                         Path(scratch) / "processing-grid.tif",
                         width=processing.width,
