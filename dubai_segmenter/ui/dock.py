@@ -8,6 +8,7 @@ added to the project in the class colours and the per-class areas are listed.
 """
 from __future__ import annotations
 
+import html
 import json
 
 from qgis.core import (
@@ -106,10 +107,6 @@ class SegmenterDock(QgsDockWidget):
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(0)
         layout.addWidget(self.progress_bar)
-        self.messages = QTextBrowser()
-        self.messages.setObjectName("messages")
-        self.messages.setMinimumHeight(70)
-        layout.addWidget(self.messages)
         self.summary_table = QTableWidget(0, 3)
         self.summary_table.setObjectName("summaryTable")
         self.summary_table.setHorizontalHeaderLabels(["Class", "Area", "Share"])
@@ -118,6 +115,11 @@ class SegmenterDock(QgsDockWidget):
         self.summary_table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.summary_table.setVisible(False)
         layout.addWidget(self.summary_table)
+        self.messages = QTextBrowser()
+        self.messages.setObjectName("messages")
+        self.messages.setMinimumHeight(60)
+        self.messages.setMaximumHeight(140)
+        layout.addWidget(self.messages)
         layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -129,15 +131,18 @@ class SegmenterDock(QgsDockWidget):
         form = QFormLayout(group)
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        _narrow(self.layer_combo)
         form.addRow("Raster layer", self.layer_combo)
         self.band_row = QHBoxLayout()
         self.band_combos: list[QgsRasterBandComboBox] = []
-        form.addRow("Bands", self.band_row)
+        form.addRow(QLabel("Bands, in the order the model reads them"))
+        form.addRow(self.band_row)
         self.area_combo = QComboBox()
         self.area_combo.addItems(AREA_LABELS)
         form.addRow("Processing area", self.area_combo)
         self.polygon_combo = QgsMapLayerComboBox()
         self.polygon_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        _narrow(self.polygon_combo)
         self.selected_only = QCheckBox("Selected polygons only")
         form.addRow("Polygons", self.polygon_combo)
         form.addRow("", self.selected_only)
@@ -162,10 +167,12 @@ class SegmenterDock(QgsDockWidget):
         self.model_widget.setFilter(MODEL_FILE_FILTER)
         self.model_widget.setDialogTitle("Model file")
         form.addRow("Model file", self.model_widget)
-        self.model_summary = QLabel("Choose a model file.")
+        # A read-only text view, not a QLabel: a wrapped label gets squeezed or widens the panel.
+        self.model_summary = QTextBrowser()
         self.model_summary.setObjectName("modelSummary")
-        self.model_summary.setWordWrap(True)
-        self.model_summary.setTextFormat(Qt.RichText)
+        self.model_summary.setFrameShape(QTextBrowser.NoFrame)
+        self.model_summary.setFixedHeight(118)
+        self.model_summary.viewport().setAutoFillBackground(False)
         form.addRow(self.model_summary)
         self.tile_spin, self.overlap_spin, self.batch_spin = QSpinBox(), QSpinBox(), QSpinBox()
         self.tile_spin.setRange(32, 4096)
@@ -174,11 +181,11 @@ class SegmenterDock(QgsDockWidget):
         self.overlap_spin.setRange(0, 2048)
         self.overlap_spin.setValue(128)
         self.batch_spin.setRange(1, 64)
-        row = QHBoxLayout()
-        for label, spin in (("Tile", self.tile_spin), ("Overlap", self.overlap_spin), ("Batch", self.batch_spin)):
-            row.addWidget(QLabel(label))
-            row.addWidget(spin)
-        form.addRow(row)
+        self.tile_spin.setSuffix(" px")
+        self.overlap_spin.setSuffix(" px")
+        form.addRow("Tile size", self.tile_spin)
+        form.addRow("Tile overlap", self.overlap_spin)
+        form.addRow("Tiles per batch", self.batch_spin)
         return group
 
     def _polygon_group(self) -> QGroupBox:
@@ -187,7 +194,8 @@ class SegmenterDock(QgsDockWidget):
         form = QFormLayout(self.polygon_group)
         self.class_list = QListWidget()
         self.class_list.setObjectName("classList")
-        self.class_list.setMaximumHeight(110)
+        self.class_list.setMinimumHeight(130)
+        self.class_list.setMaximumHeight(150)
         form.addRow("Classes", self.class_list)
         self.min_area_spin = QgsDoubleSpinBox()
         self.min_area_spin.setRange(0.0, 1e9)
@@ -250,6 +258,7 @@ class SegmenterDock(QgsDockWidget):
         while len(self.band_combos) < wanted:
             combo = QgsRasterBandComboBox()
             combo.setShowNotSetOption(True)
+            _narrow(combo)
             self.band_combos.append(combo)
             self.band_row.addWidget(combo)
         while len(self.band_combos) > wanted:
@@ -277,9 +286,9 @@ class SegmenterDock(QgsDockWidget):
         path = self.model_widget.filePath().strip()
         self.model_info = None
         if not path:
-            self.model_summary.setText("Choose a model file.")
+            self.model_summary.setHtml("Choose a model file.")
             return
-        self.model_summary.setText("Reading the model…")
+        self.model_summary.setHtml("Reading the model…")
 
         def read(task: QgsTask, model_path: str) -> ModelInfo:
             return read_model_info(engine_python(), model_path)
@@ -290,12 +299,12 @@ class SegmenterDock(QgsDockWidget):
 
     def _model_read(self, exception, info: ModelInfo | None = None) -> None:
         if exception is not None or info is None:
-            self.model_summary.setText(f'<span style="color:#b00">{_message(exception)}</span>')
+            self.model_summary.setHtml(f'<span style="color:#b00">{html.escape(_message(exception))}</span>')
             return
         if info.path != self.model_widget.filePath().strip():
             return  # the user chose another model meanwhile
         self.model_info = info
-        self.model_summary.setText(summary_html(info))
+        self.model_summary.setHtml(summary_html(info))
         self.tile_spin.setValue(info.tile_size)
         self.overlap_spin.setValue(info.overlap)
         checked = self.checked_classes()
@@ -438,7 +447,7 @@ class SegmenterDock(QgsDockWidget):
     @pyqtSlot(str, bool)
     def show_message(self, text: str, error: bool = False) -> None:
         colour = "#b00" if error else "#333"
-        escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "<br>")
+        escaped = html.escape(text).replace("\n", "<br>")
         self.messages.append(f'<span style="color:{colour}">{escaped}</span>')
 
     def _finished(self, ok: bool, results: dict) -> None:
@@ -490,12 +499,21 @@ class SegmenterDock(QgsDockWidget):
             for column, item in enumerate((name, size, share)):
                 self.summary_table.setItem(row, column, item)
         self.summary_table.resizeColumnsToContents()
+        header = self.summary_table.horizontalHeader().height()
+        rows = sum(self.summary_table.rowHeight(r) for r in range(len(areas)))
+        self.summary_table.setFixedHeight(header + rows + 2 * self.summary_table.frameWidth())
         self.summary_table.setVisible(True)
 
     def shutdown(self) -> None:
         """Called when the plugin unloads: stop a running engine rather than orphan it."""
         if self.task is not None:
             self.task.cancel()
+
+
+def _narrow(combo: QComboBox) -> None:
+    """Long layer or band names must not widen the panel beyond a side dock's width."""
+    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(6)
 
 
 def _message(exception) -> str:

@@ -58,7 +58,7 @@ def summary_html(info: ModelInfo) -> str:
     lines = [
         f"<b>{html.escape(info.architecture)}</b>, {info.input_bands} input bands",
         f"Classes: {swatches}",
-        f"Tile {info.tile_size} px, overlap {info.overlap} px; trained at {resolution}",
+        f"Tile {info.tile_size} px, overlap {info.overlap} px; training resolution {resolution}",
     ]
     metrics = _metrics(info.provenance)
     if metrics:
