@@ -1,0 +1,78 @@
+"""`qgis_process run dubai_segmenter:...` works with the packaged plugin on QGIS_PLUGINPATH.
+
+This is the command line analysts script with, and the proof that the provider loads in
+a QGIS without a GUI. The plugin comes from the zip `make package` builds, unpacked into
+a plugin folder; HOME points at a fresh folder so QGIS creates a clean profile, in which
+the plugin must be enabled once (`qgis_process plugins enable`), as on a fresh machine.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dubai_segmenter.child_process.interpreter import ENV_VAR, resolve_interpreter
+from tests.qgis.conftest import read_band, scene_ids, write_painted_raster
+from tools.package_plugin import build_zip
+
+#: Debian's /usr/bin/qgis_process wrapper passes an option 3.22 rejects (ENVIRONMENT.md).
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"
+
+pytestmark = pytest.mark.skipif(not os.path.exists(QGIS_PROCESS), reason="qgis_process is not installed")
+
+
+@pytest.fixture(scope="module")
+def qgis_process(tmp_path_factory):
+    """Run qgis_process with the packaged plugin enabled in a fresh profile."""
+    root = tmp_path_factory.mktemp("qgis_process")
+    plugins = root / "plugins"
+    with zipfile.ZipFile(build_zip(root / "dubai_segmenter.zip")) as archive:
+        archive.extractall(plugins)
+    env = dict(os.environ, HOME=str(root / "home"), QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen")
+    for inherited in ("QGIS_CUSTOM_CONFIG_PATH", "QGIS_OPTIONS_PATH"):  # pytest-qgis's profile, not a fresh one
+        env.pop(inherited, None)
+    # The unpacked plugin is not in a checkout, so it is told which Python runs the engine.
+    env[ENV_VAR] = resolve_interpreter(None, {}).path
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=300)
+
+    enabled = run("plugins", "enable", "dubai_segmenter")
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    return run
+
+
+def test_the_provider_lists_its_algorithms_and_the_example_model(qgis_process):
+    listed = qgis_process("list")
+    assert listed.returncode == 0, listed.stderr
+    for algorithm in ("dubai_segmenter:segment_raster", "dubai_segmenter:segment_and_vectorize",
+                      "dubai_segmenter:vectorize_classes", "dubai_segmenter:Example model - segment then vectorize"):
+        assert algorithm in listed.stdout
+
+
+def test_segment_and_vectorize_runs_from_the_command_line(qgis_process, colour_model, tmp_path):
+    scene = write_painted_raster(tmp_path / "scene.tif", scene_ids())
+    result = qgis_process(
+        "--json", "run", "dubai_segmenter:segment_and_vectorize", "--",
+        f"INPUT={scene}", f"MODEL={colour_model}", "CLASSES=0,4",
+        f"OUTPUT={tmp_path / 'classes.tif'}", f"OUTPUT_VECTOR={tmp_path / 'polygons.gpkg'}",
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    outputs = json.loads(result.stdout)["results"]
+    assert outputs["OUTPUT"] == str(tmp_path / "classes.tif")
+    np.testing.assert_array_equal(read_band(outputs["OUTPUT"]), scene_ids())
+    areas = {a["name"]: a["share"] for a in json.loads(outputs["CLASS_AREAS"])}
+    assert areas["Water"] == pytest.approx((scene_ids() == 4).mean())
+    assert Path(outputs["OUTPUT_VECTOR"]).is_file()
+
+
+def test_a_bad_input_fails_with_the_message_and_a_non_zero_exit(qgis_process, colour_model, tmp_path):
+    result = qgis_process("run", "dubai_segmenter:segment_raster", "--", f"INPUT={tmp_path / 'missing.tif'}",
+                          f"MODEL={colour_model}", f"OUTPUT={tmp_path / 'o.tif'}")
+    assert result.returncode != 0
+    assert "missing.tif" in result.stdout + result.stderr
