@@ -7,18 +7,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian's interpreter: the only one that sees QGIS's Python bindings.
 SYSTEM_PYTHON := /usr/bin/python3
-APT_PACKAGES := python3-qgis qgis python3-venv
+# gdal-bin: gdal_polygonize.py, which `make bench` compares our vectorization with.
+APT_PACKAGES := python3-qgis qgis python3-venv gdal-bin
 APT_STAMP := $(VENV)/.apt-ok
 PIP_STAMP := $(VENV)/.requirements-ok
 # Headless Qt for tests and scripts.
 export QT_QPA_PLATFORM := offscreen
 export XDG_RUNTIME_DIR := /tmp/runtime-$(shell id -u)
 
-.PHONY: setup test package clean
+.PHONY: setup test package demo clean
 
 setup: $(PIP_STAMP)
 
-$(APT_STAMP):
+# Re-checked when the Makefile (and so the package list) changes; the check itself is fast.
+$(APT_STAMP): Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -28,7 +30,7 @@ $(APT_STAMP):
 	@[ -d $(VENV) ] || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	@touch $@
 
-$(PIP_STAMP): $(APT_STAMP) requirements.txt
+$(PIP_STAMP): requirements.txt | $(APT_STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
@@ -38,6 +40,10 @@ test: setup
 
 package: setup
 	$(PY) -m tools.package_plugin dist/dubai_segmenter.zip
+
+# The main job: segment the bundled sample scene with the newest model (or MODEL=...).
+demo: setup
+	$(PY) -m tools.demo $(if $(MODEL),--model "$(MODEL)")
 
 clean:
 	rm -rf dist .pytest_cache
