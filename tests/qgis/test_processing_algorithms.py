@@ -14,16 +14,19 @@ import processing
 import pytest
 from osgeo import gdal
 from qgis.core import (
+    QgsCategorizedSymbolRenderer,
     QgsFeature,
     QgsGeometry,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProject,
     QgsRasterLayer,
     QgsVectorLayer,
 )
 
 from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS
 from dubai_segmenter.processing_provider.engine_python import set_configured_python
+from tests.engine.helpers import paint
 from tests.qgis.conftest import child_processes_writing, read_band, scene_ids, write_painted_raster
 
 BUILDING, LAND, ROAD, VEGETATION, WATER = 0, 1, 2, 3, 4
@@ -177,6 +180,61 @@ def test_the_example_model_chains_segment_and_vectorize(provider, scenes, colour
     np.testing.assert_array_equal(read_band(result["segment:classified_raster"]), scenes[0][1])
     layer = QgsVectorLayer(f"{result['vectorize:polygons']}|layername=land_cover", "p", "ogr")
     assert {f["class_name"] for f in layer.getFeatures()} == {"Building", "Road", "Water"}
+
+
+def test_toolbox_outputs_are_loaded_in_the_class_colours(provider, batch, tmp_path):
+    """Runs that load their outputs (toolbox, batch, modeler) style them as the dock does."""
+    result = processing.runAndLoadResults("dubai_segmenter:vectorize_classes", {
+        "INPUT": batch[0][0]["OUTPUT"], "OUTPUT": str(tmp_path / "loaded.gpkg")})
+    [layer] = [lyr for lyr in QgsProject.instance().mapLayers().values()
+               if lyr.source().startswith(result["OUTPUT"])]
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "class_id"
+    assert [c.label() for c in renderer.categories()] == [c.name for c in DUBAI_CLASSES]
+    QgsProject.instance().removeMapLayer(layer)
+
+
+@pytest.fixture(scope="module")
+def xyz_tiles(tmp_path_factory) -> str:
+    """Source of an XYZ tile layer served from files (offline): west of 0 building, east water.
+
+    A source string, not a layer: pytest-qgis deletes layer-valued fixtures after each test.
+    """
+    folder = tmp_path_factory.mktemp("tiles")
+    ids = np.full((256, 256), WATER, dtype=np.uint8)
+    ids[:, :128] = BUILDING
+    image = paint(ids)
+    tile = gdal.GetDriverByName("MEM").Create("", 256, 256, 3, gdal.GDT_Byte)
+    for band in range(3):
+        tile.GetRasterBand(band + 1).WriteArray(image[:, :, band])
+    (folder / "0" / "0").mkdir(parents=True)
+    gdal.GetDriverByName("PNG").CreateCopy(str(folder / "0" / "0" / "0.png"), tile)
+    url = f"file://{folder}/%7Bz%7D/%7Bx%7D/%7By%7D.png"
+    return f"type=xyz&url={url}&zmin=0&zmax=0"
+
+
+def _web_layer(source: str) -> QgsRasterLayer:
+    layer = QgsRasterLayer(source, "tiles", "wms")
+    assert layer.isValid()
+    return layer
+
+
+def test_a_web_layer_needs_a_processing_resolution(provider, xyz_tiles, colour_model, tmp_path):
+    message = _error_of("dubai_segmenter:segment_raster", {
+        "INPUT": _web_layer(xyz_tiles), "MODEL": str(colour_model), "OUTPUT": str(tmp_path / "o.tif")})
+    assert "has no native pixel size (a web map layer): choose a processing resolution" in message
+
+
+def test_a_web_layer_is_exported_at_the_chosen_resolution_and_segmented(provider, xyz_tiles, colour_model, tmp_path):
+    result = processing.run("dubai_segmenter:segment_raster", {
+        "INPUT": _web_layer(xyz_tiles), "MODEL": str(colour_model), "RESOLUTION": 20_000,
+        "EXTENT": "-1000000,1000000,-600000,600000 [EPSG:3857]", "OUTPUT": str(tmp_path / "web.tif"),
+    })
+    classified = QgsRasterLayer(result["OUTPUT"], "web")
+    assert classified.crs().authid() == "EPSG:3857"
+    assert (classified.width(), classified.height()) == (100, 60)
+    values = read_band(result["OUTPUT"])
+    assert (values[:, :45] == BUILDING).all() and (values[:, 55:] == WATER).all()
 
 
 # --- cancel and errors ----------------------------------------------------------------
