@@ -159,12 +159,14 @@ def run_engine(
     outputs: Sequence[str | os.PathLike] = (),
     plugin_dir: Path = PLUGIN_DIR,
     grace_seconds: float = TERMINATE_GRACE_SECONDS,
+    log_stdout: bool = False,
 ) -> list[str]:
     """Run ``python *arguments`` to completion and return its stdout lines (minus progress).
 
     ``progress(percent, message)`` gets every progress line; ``cancel()`` is polled ten
     times a second and True stops the engine (SIGTERM, then SIGKILL after
-    ``grace_seconds``) and raises EngineCancelled; ``log`` gets stderr lines as they come.
+    ``grace_seconds``) and raises EngineCancelled; ``log`` gets stderr lines as they come
+    (and the other stdout lines too with ``log_stdout``, for chatty tools such as pip).
     ``outputs`` are the final paths the run writes: after a failure or a cancel any of
     them (or their sidecar files) that did not exist before the run are removed, so a
     stopped run never leaves a file that looks finished, even if the engine was killed.
@@ -214,6 +216,8 @@ def run_engine(
                 parsed = parse_progress_line(line)
                 if parsed is None:
                     stdout.append(line)
+                    if log_stdout and log is not None:
+                        log(line)
                 elif progress is not None:
                     progress(*parsed)
             else:

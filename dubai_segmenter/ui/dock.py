@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 
 from qgis.core import (
     Qgis,
@@ -39,6 +40,7 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -52,6 +54,7 @@ from qgis.PyQt.QtWidgets import (
 
 from ..child_process.dependencies import check_dependencies
 from ..child_process.interpreter import InterpreterError, resolve_interpreter
+from ..child_process.managed_environment import create_environment
 from ..child_process.runner import EngineError
 from ..engine.classes import DUBAI_CLASSES
 from ..processing_provider.classified_raster import format_area, raster_class_table
@@ -78,6 +81,7 @@ class SegmenterDock(QgsDockWidget):
         self.task: QgsTask | None = None
         self._run: tuple | None = None  # (algorithm, context, feedback, input layer name) kept alive during a run
         self._info_task: QgsTask | None = None
+        self._install_task: QgsTask | None = None
         self.output_layers: list = []
         self._build()
         self._restore_settings()
@@ -163,6 +167,10 @@ class SegmenterDock(QgsDockWidget):
         self.python_widget.setDialogTitle("Python interpreter with the engine's packages")
         self.python_widget.lineEdit().setPlaceholderText("default: the checkout's .venv or python3")
         form.addRow("Python", self.python_widget)
+        self.install_button = QPushButton("Install packages…")
+        self.install_button.setToolTip("Create a Python environment in the QGIS profile folder with numpy, rasterio, "
+                                       "shapely, safetensors and TensorFlow (about 1 GB to download) and use it")
+        form.addRow("", self.install_button)
         self.model_widget = QgsFileWidget()
         self.model_widget.setFilter(MODEL_FILE_FILTER)
         self.model_widget.setDialogTitle("Model file")
@@ -249,6 +257,7 @@ class SegmenterDock(QgsDockWidget):
         self.area_combo.currentIndexChanged.connect(self._area_changed)
         self.model_widget.fileChanged.connect(self._model_changed)
         self.python_widget.fileChanged.connect(self._python_changed)
+        self.install_button.clicked.connect(self._confirm_install)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
 
@@ -310,6 +319,43 @@ class SegmenterDock(QgsDockWidget):
         checked = self.checked_classes()
         self._fill_classes(info.classes, checked)
         self._layer_changed()
+
+    @pyqtSlot()
+    def _confirm_install(self) -> None:
+        env_dir = managed_environment_dir()
+        answer = QMessageBox.question(
+            self, "Install the engine's packages",
+            f"Create a Python environment in\n{env_dir}\nand install numpy, rasterio, shapely, safetensors and "
+            "TensorFlow into it (about 1 GB to download, several minutes)?",
+        )
+        if answer == QMessageBox.Yes:
+            self.install_packages(env_dir)
+
+    def install_packages(self, env_dir: Path) -> None:
+        """Create the managed environment in a background task; on success use its Python."""
+        if self._install_task is not None:
+            return
+        feedback = DockFeedback()  # carries pip's output to the message area across threads
+        feedback.message.connect(self.show_message)
+
+        def work(task: QgsTask) -> str:
+            return create_environment(env_dir, feedback.pushInfo, task.isCanceled)
+
+        def finished(exception, python: str | None = None) -> None:
+            self._install_task = None
+            self.install_button.setEnabled(True)
+            if exception is not None or python is None:
+                self.show_message(_message(exception), True)
+                return
+            self.python_widget.setFilePath(python)
+            self.show_message(f"Installed the engine's packages; using {python}.", False)
+
+        self.install_button.setEnabled(False)
+        self.show_message(f"Installing the engine's packages into {env_dir}…", False)
+        self._install_task = QgsTask.fromFunction("Installing the Dubai segmenter engine's packages", work,
+                                                  on_finished=finished)
+        self._install_feedback = feedback
+        QgsApplication.taskManager().addTask(self._install_task)
 
     def _apply_model_resolution(self) -> None:
         """The model's training resolution is in metres: only a default for layers in metres."""
@@ -505,9 +551,15 @@ class SegmenterDock(QgsDockWidget):
         self.summary_table.setVisible(True)
 
     def shutdown(self) -> None:
-        """Called when the plugin unloads: stop a running engine rather than orphan it."""
-        if self.task is not None:
-            self.task.cancel()
+        """Called when the plugin unloads: stop a running engine or pip rather than orphan it."""
+        for task in (self.task, self._install_task):
+            if task is not None:
+                task.cancel()
+
+
+def managed_environment_dir() -> Path:
+    """Where the "Install" button puts its environment: in the QGIS profile, per user."""
+    return Path(QgsApplication.qgisSettingsDirPath()) / "dubai_segmenter" / "python-env"
 
 
 def _narrow(combo: QComboBox) -> None:

@@ -31,6 +31,7 @@ from dubai_segmenter.child_process.interpreter import (
     InterpreterError,
     resolve_interpreter,
 )
+from dubai_segmenter.child_process.managed_environment import setup_steps
 from dubai_segmenter.child_process.runner import (
     EngineCancelled,
     EngineError,
@@ -193,6 +194,14 @@ def test_pip_pins_match_requirements_txt():
     for requirement in PIP_REQUIREMENTS.values():
         name, version = requirement.split("==")
         assert pins.get(name) == version, requirement
+
+
+def test_the_managed_environment_is_made_with_venv_then_pip_and_the_pins(tmp_path):
+    steps = setup_steps("/usr/bin/python3", tmp_path / "env")
+    assert steps[0] == ("/usr/bin/python3", ["-m", "venv", str(tmp_path / "env")])
+    python, arguments = steps[-1]
+    assert python == str(tmp_path / "env" / "bin" / "python")
+    assert arguments[:3] == ["-m", "pip", "install"] and set(PIP_REQUIREMENTS.values()) <= set(arguments)
 
 
 # --- running --------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QImage
 
 from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS
-from dubai_segmenter.processing_provider.engine_python import set_configured_python
+from dubai_segmenter.processing_provider.engine_python import configured_python, set_configured_python
 from dubai_segmenter.ui.dock import AREA_POLYGONS, SETTINGS_GROUP, SegmenterDock
 from tests.qgis.conftest import REPO, read_band, scene_ids, wait_until, write_painted_raster
 
@@ -116,8 +116,9 @@ def test_the_summary_lists_area_and_share_per_class(whole_layer_run):
 def test_screenshot_of_the_dock_for_the_readme(whole_layer_run):
     dock, _ = whole_layer_run
     dock.show()
-    dock.resize(440, 1300)
-    assert dock.widget().widget().minimumSizeHint().width() <= 440  # fits a side dock, no sideways scrolling
+    body = dock.widget().widget().minimumSizeHint()
+    assert body.width() <= 440  # fits a side dock: no sideways scrolling
+    dock.resize(440, body.height() + 10)  # the whole panel, without a scroll bar
     image = dock.grab().toImage().convertToFormat(QImage.Format_Indexed8)  # a palette keeps the PNG small
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert image.save(str(SCREENSHOT), "PNG")
@@ -126,7 +127,7 @@ def test_screenshot_of_the_dock_for_the_readme(whole_layer_run):
     # Not blank: the rendered panel has text and the class swatches.
     colours = {image.pixel(x, y) for x in range(0, image.width(), 3) for y in range(0, image.height(), 3)}
     assert len(colours) > 20
-    assert (image.width(), image.height()) == (440, 1300)
+    assert image.width() == 440
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +215,24 @@ def test_a_missing_interpreter_is_explained_in_the_panel(qgis_iface, provider, t
     assert str(tmp_path / "nowhere" / "python") in text and "does not exist" in text
     dock.deleteLater()
     set_configured_python("")
+
+
+def test_installing_packages_reports_a_failure_and_keeps_the_interpreter(qgis_iface, provider, tmp_path,
+                                                                         monkeypatch):
+    """The Install button's path to the end, with pip pointed at an index that refuses."""
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "1")
+    dock = SegmenterDock(qgis_iface)
+    dock.install_packages(tmp_path / "env")
+    assert not dock.install_button.isEnabled()
+    wait_until(lambda: dock.install_button.isEnabled(), timeout=120)
+    text = dock.messages.toPlainText()
+    assert f"Installing the engine's packages into {tmp_path / 'env'}" in text
+    assert f"Setting up {tmp_path / 'env'} failed at '-m pip install'" in text
+    assert (tmp_path / "env" / "bin" / "python").exists()  # the venv step itself worked
+    assert dock.python_widget.filePath() == "" and configured_python() == ""
+    dock.deleteLater()
 
 
 def test_class_list_items_are_checkable_with_colour_swatches(qgis_iface, provider):
