@@ -68,7 +68,7 @@ class RasterSnapshot:
     extent: QgsRectangle
     pixel_size: tuple[float, float] | None  # None for providers without a native grid (WMS/XYZ)
     local_path: str | None
-    provider: QgsRasterDataProvider
+    provider: QgsRasterDataProvider | None  # a clone, for layers that must be exported
     transform_context: QgsCoordinateTransformContext
 
     @classmethod
@@ -76,8 +76,9 @@ class RasterSnapshot:
         provider = layer.dataProvider()
         has_grid = bool(provider.capabilities() & QgsRasterInterface.Size) and provider.xSize() > 0
         pixel_size = (layer.rasterUnitsPerPixelX(), layer.rasterUnitsPerPixelY()) if has_grid else None
-        return cls(layer.name(), layer.crs(), layer.extent(), pixel_size, local_gdal_file(layer),
-                   provider.clone(), transform_context)
+        local_path = local_gdal_file(layer)
+        return cls(layer.name(), layer.crs(), layer.extent(), pixel_size, local_path,
+                   None if local_path else provider.clone(), transform_context)
 
 
 def _snap(extent: QgsRectangle, origin: QgsRectangle, pixel: tuple[float, float]) -> QgsRectangle:

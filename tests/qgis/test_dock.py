@@ -187,6 +187,22 @@ def test_a_file_that_is_not_a_model_is_reported_under_the_model_field(qgis_iface
     dock.deleteLater()
 
 
+def test_an_engine_error_during_a_run_is_shown_in_the_panel(qgis_iface, provider, colour_model, tmp_path):
+    QgsProject.instance().clear()
+    grey = tmp_path / "grey.tif"
+    write_painted_raster(grey, scene_ids())
+    gdal.Translate(str(tmp_path / "one_band.tif"), str(grey), bandList=[1])
+    layer = QgsRasterLayer(str(tmp_path / "one_band.tif"), "One band")
+    QgsProject.instance().addMapLayer(layer)
+    dock = _new_dock(qgis_iface, colour_model, tmp_path)
+    dock.layer_combo.setLayer(layer)
+    _run(dock)
+    text = dock.messages.toPlainText()
+    assert "the model needs 3 bands but the raster has 1" in text and "Traceback" not in text
+    assert "The run failed" in text and not (tmp_path / "classes.tif").exists()
+    dock.deleteLater()
+
+
 def test_settings_are_remembered_between_sessions(qgis_iface, provider, tmp_path):
     first = SegmenterDock(qgis_iface)
     first.batch_spin.setValue(3)
