@@ -90,8 +90,12 @@ def read_onnx_metadata(session: Any, path: str | os.PathLike) -> tuple[ModelMeta
             f"{path} is an ONNX model but not a dubai_segmenter export (no {FORMAT_NAME!r} metadata): "
             "export one with `python -m dubai_segmenter export-onnx MODEL.safetensors OUT.onnx`"
         )
-    if int(props.get("format_version", "0")) > FORMAT_VERSION:
-        raise ModelFileError(f"{path} was exported by a newer dubai_segmenter: update dubai_segmenter")
+    version = props.get("format_version", "")
+    if not version.isdigit() or int(version) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: export format version {version!r} is not one this dubai_segmenter reads "
+            f"(up to {FORMAT_VERSION}): update dubai_segmenter"
+        )
     metadata = ModelMetadata.from_json(props["metadata"])
     shape = session.get_inputs()[0].shape
     if len(shape) != 4 or shape[1] != metadata.input_bands or shape[2] != shape[3] or not isinstance(shape[2], int):
@@ -136,11 +140,8 @@ def export_onnx(model_path: str | os.PathLike, onnx_path: str | os.PathLike, til
     model = load_keras_model(model_path, tile)
     spec = [tf.TensorSpec((None, tile, tile, metadata.input_bands), tf.float32, name=INPUT_NAME)]
     function = tf.function(lambda image: model(image, training=False))
-    proto, _ = tf2onnx.convert.from_function(
-        function, input_signature=spec, opset=OPSET, inputs_as_nchw=[INPUT_NAME], outputs_as_nchw=None
-    )
-    proto = _rename_output(proto, OUTPUT_NAME)
-    proto = _channels_first_output(proto)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=OPSET, inputs_as_nchw=[INPUT_NAME])
+    _channels_first_output(proto)
     _store_weights_as_float16(proto)
     for key, value in metadata_props(metadata, tile, file_sha256(model_path)).items():
         entry = proto.metadata_props.add()
@@ -159,17 +160,8 @@ def export_onnx(model_path: str | os.PathLike, onnx_path: str | os.PathLike, til
     return target
 
 
-def _rename_output(proto: Any, name: str) -> Any:
-    old = proto.graph.output[0].name
-    for node in proto.graph.node:
-        node.output[:] = [name if o == old else o for o in node.output]
-        node.input[:] = [name if i == old else i for i in node.input]
-    proto.graph.output[0].name = name
-    return proto
-
-
-def _channels_first_output(proto: Any) -> Any:
-    """End the graph with a transpose to (N, C, H, W), the layout Deepness reads.
+def _channels_first_output(proto: Any) -> None:
+    """End the graph with a transpose to (N, C, H, W) named OUTPUT_NAME, the layout Deepness reads.
 
     tf2onnx's ``outputs_as_nchw`` would do the same, but it matches outputs by their
     TensorFlow names, which a ``tf.function`` does not let us choose.
@@ -181,11 +173,10 @@ def _channels_first_output(proto: Any) -> Any:
     channels_last = f"{OUTPUT_NAME}_nhwc"
     for node in proto.graph.node:
         node.output[:] = [channels_last if o == output.name else o for o in node.output]
-    proto.graph.node.append(helper.make_node("Transpose", [channels_last], [output.name], perm=[0, 3, 1, 2]))
-    dims = output.type.tensor_type.shape.dim
-    n, h, w, c = (d.dim_value or d.dim_param or None for d in dims)
-    proto.graph.output[0].CopyFrom(helper.make_tensor_value_info(output.name, onnx.TensorProto.FLOAT, [n, c, h, w]))
-    return proto
+        node.input[:] = [channels_last if i == output.name else i for i in node.input]
+    proto.graph.node.append(helper.make_node("Transpose", [channels_last], [OUTPUT_NAME], perm=[0, 3, 1, 2]))
+    n, h, w, c = (d.dim_value or d.dim_param or None for d in output.type.tensor_type.shape.dim)
+    output.CopyFrom(helper.make_tensor_value_info(OUTPUT_NAME, onnx.TensorProto.FLOAT, [n, c, h, w]))
 
 
 def _store_weights_as_float16(proto: Any) -> None:
