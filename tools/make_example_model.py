@@ -91,6 +91,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # Qt orders XML attributes by a randomly seeded hash: a fixed seed makes the file
+    # byte-identical between runs, so a regenerated model shows only real changes.
+    os.environ["QT_HASH_SEED"] = "0"
     from qgis.core import QgsApplication
 
     app = QgsApplication([], False)

@@ -38,7 +38,7 @@ from .engine_algorithm import EngineAlgorithm, check_extension
 from .engine_python import engine_python
 from .input_preparation import InputPreparationError, RasterSnapshot, prepare_input
 
-MODEL_FILE_FILTER = "Dubai segmenter models (*.safetensors);;All files (*)"
+MODEL_FILE_FILTER = "Dubai segmenter models (*.safetensors *.onnx);;All files (*)"
 
 _SEGMENT_HELP = """<p>Classifies every pixel of a raster into the land-cover classes of a model
 (for the Dubai models: building, land, road, vegetation, water, unlabeled) and writes a
@@ -158,7 +158,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
         python = engine_python()  # first: a missing package fails before any work
         model = self.parameterAsFile(parameters, self.MODEL, context)
         if not model or not os.path.isfile(model):
-            raise QgsProcessingException(f"Model file not found: {model or '(none given)'}. Choose a .safetensors model.")
+            raise QgsProcessingException(f"Model file not found: {model or '(none given)'}. Choose a .safetensors (or exported .onnx) model.")
         out_raster = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         check_extension(out_raster, (".tif", ".tiff"), "classified raster")
         out_vector = None
