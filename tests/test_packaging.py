@@ -3,6 +3,7 @@ import configparser
 import zipfile
 
 import pytest
+from pathlib import Path
 
 from tools.package_plugin import build_zip
 
@@ -22,6 +23,7 @@ def test_zip_has_one_plugin_folder_with_metadata_and_class_factory(plugin_zip):
     with zipfile.ZipFile(plugin_zip) as archive:
         names = archive.namelist()
         assert {name.split("/")[0] for name in names} == {"dubai_segmenter"}
+        assert len(names) == len(set(names)), "duplicate entries"
         assert "dubai_segmenter/metadata.txt" in names
         assert "def classFactory" in archive.read("dubai_segmenter/__init__.py").decode()
 
@@ -44,3 +46,9 @@ def test_zip_holds_no_tests_training_code_or_caches(plugin_zip):
             parts = name.split("/")
             assert "__pycache__" not in parts and not name.endswith(".pyc"), name
             assert parts[1] not in {"tests", "training", ".venv"}, name
+
+
+def test_plugin_folder_itself_has_the_metadata_so_it_can_be_linked_into_a_profile():
+    folder = Path(__file__).resolve().parent.parent / "dubai_segmenter"
+    top_level = folder.parent / "metadata.txt"
+    assert (folder / "metadata.txt").read_text() == top_level.read_text()

@@ -1,8 +1,9 @@
 """Build the zip that QGIS's "Install from ZIP" accepts.
 
 QGIS expects one top-level folder named like the plugin, with metadata.txt inside it.
-The repository keeps metadata.txt at the top level as the single source, so it is
-copied in here; tests, training code and caches never go into the zip.
+The repository keeps metadata.txt at the top level as the single source; the plugin
+folder links to it (so a checkout's folder can be linked into a QGIS profile as is), and
+the zip gets a real copy. Tests, training code and caches never go into the zip.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def plugin_files(plugin_dir: Path = PLUGIN_DIR) -> list[Path]:
         path
         for path in plugin_dir.rglob("*")
         if path.is_file()
+        and path.name != "metadata.txt"
         and not EXCLUDED_DIRS.intersection(path.relative_to(plugin_dir).parts)
         and path.suffix not in EXCLUDED_SUFFIXES
     )
