@@ -1,9 +1,9 @@
 """`make package` builds a zip that QGIS's "Install from ZIP" accepts."""
 import configparser
 import zipfile
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from tools.package_plugin import build_zip
 
