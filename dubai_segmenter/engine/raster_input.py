@@ -151,7 +151,10 @@ def read_validity(
 
     ``pixels`` (bands, rows, cols), when the caller has read them already, saves a second read.
     """
-    valid = (dataset.read_masks(list(bands), window=window) > 0).any(axis=0)
+    valid = np.zeros((int(window.height), int(window.width)), dtype=bool)
+    per_dataset = all(MaskFlags.per_dataset in dataset.mask_flag_enums[b - 1] for b in bands)
+    for band in bands[:1] if per_dataset else bands:  # one band at a time: 1 byte per pixel at most
+        valid |= dataset.read_masks(band, window=window) > 0
     if any(np.issubdtype(np.dtype(dataset.dtypes[b - 1]), np.floating) for b in bands):
         if pixels is None:
             pixels = dataset.read(list(bands), window=window)

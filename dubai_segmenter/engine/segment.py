@@ -37,12 +37,12 @@ from dubai_segmenter.engine.raster_input import (
     read_validity,
     resampled,
 )
-from dubai_segmenter.engine.tiling import RowReader, TileGrid, check_tiling, read_strip
+from dubai_segmenter.engine.tiling import RowReader, TileGrid, check_tiling, cut_tile, read_strip
 
 #: GDAL's block cache during a run (MB). Its default, 5 % of RAM, fills with every block read
 #: or written and never gives memory back, so the process would grow with the raster's
 #: height; blocks are read once per strip, so a small cache costs nothing.
-GDAL_CACHE_MB = 64
+GDAL_CACHE_MB = 32
 #: Share of the progress bar given to inference when a processing resolution adds a
 #: second pass (resampling the classes back to the input grid).
 INFERENCE_SHARE_WITH_RESAMPLING = 0.9
@@ -98,7 +98,6 @@ def blend_tiles(
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     counter = counter or TileCounter(grid.tile_count)
     accumulator = BlendingAccumulator(grid, len(predictor.metadata.classes))
-    tile = grid.tile_size
     pending: list[tuple[np.ndarray | None, np.ndarray | None]] = []
     queued = 0
 
@@ -114,10 +113,10 @@ def blend_tiles(
     for k in range(len(grid.rows)):
         check_cancelled(cancel)
         pixels, valid = read_strip(read_rows_, grid, k)
-        for x in (left - grid.cols[0] for left in grid.cols):
-            tile_valid = valid[:, x : x + tile]
+        for j in range(len(grid.cols)):
+            tile_valid = cut_tile(valid, grid, j)
             if tile_valid.any():
-                model_input = to_input(pixels[:, x : x + tile])
+                model_input = to_input(cut_tile(pixels, grid, j))
                 model_input[~tile_valid] = 0
                 pending.append((model_input, None if tile_valid.all() else tile_valid.copy()))
                 queued += 1

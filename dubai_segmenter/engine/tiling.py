@@ -70,11 +70,6 @@ class TileGrid:
     def tile_count(self) -> int:
         return len(self.rows) * len(self.cols)
 
-    @property
-    def strip_width(self) -> int:
-        """Width of a padded strip: from the first tile's left edge to the last tile's right edge."""
-        return self.cols[-1] + self.tile_size - self.cols[0]
-
 
 def _reflect_pad(array: np.ndarray, before: tuple[int, int], after: tuple[int, int]) -> np.ndarray:
     pad = [(before[0], after[0]), (before[1], after[1])] + [(0, 0)] * (array.ndim - 2)
@@ -84,14 +79,22 @@ def _reflect_pad(array: np.ndarray, before: tuple[int, int], after: tuple[int, i
 
 
 def read_strip(read_rows: RowReader, grid: TileGrid, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The pixels and validity under tile row ``k``, reflect-padded to (tile, strip_width).
+    """The pixels and validity under tile row ``k``: ``tile`` rows (reflected beyond the raster's
+    top or bottom), at the raster's width (cut tiles out with ``cut_tile``).
 
-    Reads whole raster rows (the working set grows with the raster's width, never its
-    height); column ``c`` of the strip is raster column ``c + grid.cols[0]``.
+    Reads whole raster rows, so the working set grows with the raster's width, never its
+    height; only the first and last tile rows need a padded copy.
     """
     top = grid.rows[k]
     first, stop = max(top, 0), min(top + grid.tile_size, grid.height)
     pixels, valid = read_rows(first, stop - first)
-    before = (first - top, -grid.cols[0])
-    after = (top + grid.tile_size - stop, grid.cols[-1] + grid.tile_size - grid.width)
+    before, after = (first - top, 0), (top + grid.tile_size - stop, 0)
     return _reflect_pad(pixels, before, after), _reflect_pad(valid, before, after)
+
+
+def cut_tile(strip: np.ndarray, grid: TileGrid, j: int) -> np.ndarray:
+    """Tile ``j`` of a strip from ``read_strip``: a view, or reflect-padded where it passes the
+    raster's left or right edge (a tile there always holds the edge, so it mirrors correctly)."""
+    left = grid.cols[j]
+    start, stop = max(left, 0), min(left + grid.tile_size, grid.width)
+    return _reflect_pad(strip[:, start:stop], (0, start - left), (0, left + grid.tile_size - stop))

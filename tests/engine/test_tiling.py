@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dubai_segmenter.engine.tiling import TileGrid, axis_origins, read_strip
+from dubai_segmenter.engine.tiling import TileGrid, axis_origins, cut_tile, read_strip
 
 CASES = [(length, tile, overlap) for length in (1, 5, 31, 32, 33, 100, 257, 1000) for tile, overlap in ((32, 0), (32, 8), (64, 16), (64, 32))]
 
@@ -40,8 +40,8 @@ def test_overlap_beyond_half_a_tile_is_refused(overlap):
         axis_origins(100, 64, overlap)
 
 
-@pytest.mark.parametrize("height, width", [(50, 70), (10, 7), (64, 64)])
-def test_strips_are_the_reflect_padded_raster(height, width):
+@pytest.mark.parametrize("height, width", [(50, 70), (10, 7), (64, 64), (33, 100)])
+def test_tiles_are_cut_from_the_reflect_padded_raster(height, width):
     image = np.arange(height * width * 2, dtype=np.float32).reshape(height, width, 2)
     valid = np.arange(height * width).reshape(height, width) % 3 > 0
     grid = TileGrid.for_raster(height, width, 32, 8)
@@ -58,8 +58,10 @@ def test_strips_are_the_reflect_padded_raster(height, width):
 
     for k, row in enumerate(grid.rows):
         strip, strip_valid = read_strip(rows, grid, k)
-        assert strip.shape == (32, grid.strip_width, 2)
-        np.testing.assert_array_equal(strip, padded[row - top : row - top + 32])
-        np.testing.assert_array_equal(strip_valid, padded_valid[row - top : row - top + 32])
+        assert strip.shape == (32, width, 2)
+        for j, col in enumerate(grid.cols):
+            y, x = row - top, col - left
+            np.testing.assert_array_equal(cut_tile(strip, grid, j), padded[y : y + 32, x : x + 32])
+            np.testing.assert_array_equal(cut_tile(strip_valid, grid, j), padded_valid[y : y + 32, x : x + 32])
     # Only raster rows are ever read, never more than a tile's worth at once.
     assert all(first >= 0 and first + count <= height and count <= 32 for first, count in reads)
