@@ -15,7 +15,7 @@ PIP_STAMP := $(VENV)/.requirements-ok
 export QT_QPA_PLATFORM := offscreen
 export XDG_RUNTIME_DIR := /tmp/runtime-$(shell id -u)
 
-.PHONY: setup test package demo clean
+.PHONY: setup test package demo bench bench-quick clean
 
 setup: $(PIP_STAMP)
 
@@ -44,6 +44,15 @@ package: setup
 # The main job: segment the bundled sample scene with the newest model (or MODEL=...).
 demo: setup
 	$(PY) -m tools.demo $(if $(MODEL),--model "$(MODEL)")
+
+# Speed and memory, measured in one run (never in timed unit tests). Takes a while on a
+# 2-core CPU; bench-quick is a smaller run of the same measurements.
+bench: setup
+	@mkdir -p out
+	$(PY) -m benchmarks --json out/bench.json
+
+bench-quick: setup
+	$(PY) -m benchmarks --quick
 
 clean:
 	rm -rf dist .pytest_cache
