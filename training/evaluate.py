@@ -43,7 +43,8 @@ def evaluate_model(model_path: Path, out_dir: Path, data_root: Path | None = Non
     out_dir = Path(out_dir)
     metadata = read_metadata(model_path)
     predictor = open_predictor(model_path, tile_size)
-    squashed_predictor = open_predictor(model_path, REFERENCE_SIZE)
+    squashed_predictor = (predictor if predictor.tile_size == REFERENCE_SIZE
+                          else open_predictor(model_path, REFERENCE_SIZE))
     tile = predictor.tile_size
     overlap = metadata.overlap if overlap is None else overlap
     root = Path(data_root) if data_root is not None else data_dir()

@@ -53,7 +53,7 @@ def prediction_panel(image: np.ndarray, labels: np.ndarray, predicted: np.ndarra
     handles = [Patch(color=np.array(c.color) / 255, label=c.name) for c in DUBAI_CLASSES]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     _save(fig, png_path)
 
 
