@@ -15,7 +15,7 @@ PIP_STAMP := $(VENV)/.requirements-ok
 export QT_QPA_PLATFORM := offscreen
 export XDG_RUNTIME_DIR := /tmp/runtime-$(shell id -u)
 
-.PHONY: setup test package demo bench bench-quick clean
+.PHONY: setup test package demo bench bench-quick train evaluate clean
 
 setup: $(PIP_STAMP)
 
@@ -53,6 +53,17 @@ bench: setup
 
 bench-quick: setup
 	$(PY) -m benchmarks --quick
+
+# Training: RECIPE=native|reference, HOURS of training in total (a rerun resumes).
+RECIPE ?= native
+HOURS ?= 2
+RUN ?= runs/$(RECIPE)
+train: setup
+	$(PY) -m training.train --recipe $(RECIPE) --hours $(HOURS) --out $(RUN)
+
+# Scores a model file on the validation images: make evaluate MODEL=path (default: RUN's model).
+evaluate: setup
+	$(PY) -m training.evaluate $(or $(MODEL),$(RUN)/model.safetensors)
 
 clean:
 	rm -rf dist .pytest_cache
