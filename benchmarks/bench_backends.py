@@ -100,9 +100,7 @@ def _child_command(mode: str, paths: dict[str, Path], threads: int, repeats: int
 def _time_backends(paths: dict[str, str], threads: int, repeats: int, batches: list[int]) -> dict:
     """Child process: open the model with each backend, then time the batches, alternating backends."""
     if "tf" in paths:
-        import ctypes
-
-        ctypes.CDLL("libsqlite3.so.0", mode=ctypes.RTLD_GLOBAL)  # before TensorFlow (ENVIRONMENT.md)
+        import dubai_segmenter.engine  # noqa: F401 - loads the system SQLite before TensorFlow
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -1,13 +1,12 @@
 """Session-wide test set-up shared by the engine, training and QGIS tiers."""
-import ctypes
 import os
 import tempfile
 
-# TensorFlow's shared library exports its own SQLite and is loaded RTLD_GLOBAL; Qt's
-# SQLite driver and GDAL's GeoPackage driver, opened later, would bind to that copy and
-# crash (at exitQgis() or on the first GeoPackage write). Loading the system SQLite
-# globally first makes every later library bind to it. See ../shared/ENVIRONMENT.md.
-ctypes.CDLL("libsqlite3.so.0", mode=ctypes.RTLD_GLOBAL)
+from dubai_segmenter.engine.system_sqlite import preload_system_sqlite
+
+# Before any test imports TensorFlow: otherwise Qt's SQLite driver (at exitQgis()) and
+# GDAL's GeoPackage driver bind to TensorFlow's SQLite and crash the session.
+preload_system_sqlite()
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _runtime = os.path.join(tempfile.gettempdir(), f"runtime-{os.getuid()}")

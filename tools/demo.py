@@ -151,9 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelFileError, FileNotFoundError) as error:
         print(f"ERROR: MODEL={model} is not a usable model file: {error}", file=sys.stderr)
         return EXIT_NO_MODEL
-    from dubai_segmenter.engine.cli import _preload_system_sqlite
-
-    _preload_system_sqlite()  # before TensorFlow loads, or writing the GeoPackage may crash
     print(f"Segmenting {SAMPLE_SCENE.relative_to(REPO)} with {model}")
     result = run_demo(model, output_dir=args.output_dir, tile_size=args.tile, verbose=True)
     print(f"classified raster: {result.raster}")

@@ -10,7 +10,8 @@ SIGTERM and SIGINT cancel at the next tile and leave no output files.
 from __future__ import annotations
 
 import argparse
-import ctypes
+import contextlib
+import logging
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import Callable, Iterator, NoReturn, Sequence
 
 from dubai_segmenter.engine.classes import ClassInfo
 
@@ -305,14 +306,18 @@ def _check_segment_args(args: argparse.Namespace) -> dict:
     return dict(metadata=metadata, tile=tile, bands=bands, out_raster=out_raster, out_vector=out_vector, classes=classes)
 
 
-def _preload_system_sqlite() -> None:
-    """Load the system SQLite globally before TensorFlow, whose library exports its own copy:
-    GDAL's GeoPackage driver, opened later, would otherwise bind to TensorFlow's SQLite, which
-    lacks the R*Tree module ("no such module: rtree") and can crash (ENVIRONMENT.md)."""
+@contextlib.contextmanager
+def _backend_choice_on_stderr() -> Iterator[None]:
+    """Show which backend runs the model and why ("backend onnx: ..."), as open_predictor logs it."""
+    log = logging.getLogger("dubai_segmenter.engine.predictors")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     try:
-        ctypes.CDLL("libsqlite3.so.0", mode=ctypes.RTLD_GLOBAL)
-    except OSError:  # not Linux, or no system SQLite: nothing to protect
-        pass
+        yield
+    finally:
+        log.removeHandler(handler)
 
 
 def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
@@ -325,13 +330,13 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
     metadata, out_raster, out_vector = checked["metadata"], checked["out_raster"], checked["out_vector"]
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _preload_system_sqlite()
     from dubai_segmenter.engine.predictors import open_predictor
     from dubai_segmenter.engine.segment import SegmentOptions, segment_raster
 
     progress(0.0, "loading the model")
     try:
-        predictor = open_predictor(args.model, tile_size=checked["tile"], backend=args.backend)
+        with _backend_choice_on_stderr():
+            predictor = open_predictor(args.model, tile_size=checked["tile"], backend=args.backend)
     except ValueError as error:  # includes ModelFileError: weights that do not fit, unknown backend
         raise UsageError(str(error)) from error
     options = SegmentOptions(

@@ -45,6 +45,7 @@ def test_segment_writes_raster_and_polygons_with_progress_lines(tmp_path, scene,
     percents = [float(line.split()[1]) for line in out.splitlines() if line.startswith("PROGRESS ")]
     assert percents == sorted(percents) and percents[-1] == 100.0 and len(percents) > 3
     assert "Wrote" in out and "polygons" in out
+    assert "backend tf" in err  # the choice of backend is shown
 
 
 def test_info_prints_metadata_and_json(colour_model_file, capsys):
@@ -149,6 +150,7 @@ def test_export_onnx_then_segment_with_the_export(tmp_path, scene, colour_model_
         capsys, "segment", source, "--model", tmp_path / "colour.onnx", "--out-raster", tmp_path / "classes.tif"
     )
     assert code == EXIT_OK, err
+    assert "backend onnx" in err
     with rasterio.open(tmp_path / "classes.tif") as dataset:
         np.testing.assert_array_equal(dataset.read(1), truth)
     code, _, err = run(capsys, "export-onnx", colour_model_file, tmp_path / "colour.txt")
