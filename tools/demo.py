@@ -69,7 +69,8 @@ def run_demo(model: Path, sample: Path = SAMPLE_SCENE, output_dir: Path = OUTPUT
     """Segment ``sample`` with ``model`` into ``output_dir``: GeoTIFF, GeoPackage and PNG preview."""
     from dubai_segmenter.engine.predictors import open_predictor
     from dubai_segmenter.engine.segment import segment_raster
-    from dubai_segmenter.engine.vectorize import raster_classes, vectorize_classes
+    from dubai_segmenter.engine.raster_legend import raster_classes
+    from dubai_segmenter.engine.vectorize import vectorize_classes
 
     shown = [-1]
 
@@ -102,7 +103,7 @@ def write_preview(image_path: Path, classified_path: Path, destination: Path, ca
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from dubai_segmenter.engine.vectorize import raster_classes
+    from dubai_segmenter.engine.raster_legend import raster_classes
 
     with rasterio.open(image_path) as image, rasterio.open(classified_path) as classified:
         step = max(1, int(np.ceil(max(image.width, image.height) / PREVIEW_MAX_SIDE)))

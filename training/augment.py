@@ -16,7 +16,6 @@ from pathlib import Path
 
 import albumentations as A
 import cv2
-import numpy as np
 
 from training.config import Recipe
 from training.dataset import Sample, colorize, load_sample, write_rgb

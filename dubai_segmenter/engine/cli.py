@@ -367,7 +367,8 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
 
 
 def _vectorize(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
-    from dubai_segmenter.engine.vectorize import raster_classes, vectorize_classes
+    from dubai_segmenter.engine.raster_legend import raster_classes
+    from dubai_segmenter.engine.vectorize import vectorize_classes
 
     classified = Path(args.classified)
     if not classified.is_file():

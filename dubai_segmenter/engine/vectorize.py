@@ -33,8 +33,9 @@ from rasterio.crs import CRS
 from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
-from .classes import DUBAI_CLASSES, NODATA_CLASS, ClassInfo
+from .classes import ClassInfo
 from .progress import CancelCheck, ProgressCallback, check_cancelled, report
+from .raster_legend import raster_classes
 
 #: Classes vectorized when none are chosen (by ``ClassInfo.key``).
 DEFAULT_VECTOR_CLASSES: tuple[str, ...] = ("building", "road", "water")
@@ -62,28 +63,6 @@ class _Polygon:
 
     class_id: int
     geometry: shapely.Polygon
-
-
-def raster_classes(path: str | os.PathLike[str]) -> tuple[ClassInfo, ...]:
-    """The classes a classified raster declares in its category names (and colour table).
-
-    Falls back to the dataset's classes when the raster has no category names, so rasters
-    written by other tools still vectorize with meaningful names.
-    """
-    from osgeo import gdal
-
-    dataset = gdal.Open(str(path))
-    if dataset is None:
-        raise ValueError(f"{path}: not a raster GDAL can read ({gdal.GetLastErrorMsg()})")
-    band = gdal.Info(dataset, format="json")["bands"][0]
-    names = band.get("categories") or []
-    entries = (band.get("colorTable") or {}).get("entries") or []
-    classes = tuple(
-        ClassInfo(value, name, tuple(entries[value][:3]) if value < len(entries) else (0, 0, 0))
-        for value, name in enumerate(names)
-        if name and value != NODATA_CLASS
-    )
-    return classes or DUBAI_CLASSES
 
 
 def vectorize_classes(

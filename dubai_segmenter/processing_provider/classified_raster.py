@@ -1,8 +1,7 @@
-"""Reading a classified GeoTIFF on the QGIS side: its legend and per-class areas.
+"""Per-class areas of a classified GeoTIFF, read on the QGIS side.
 
-Why not the engine's ``vectorize.raster_classes``: the engine modules import rasterio and
-shapely, which the Python inside QGIS does not have. GDAL's Python bindings ship with
-every QGIS, so this reads the same category names and colour table through them.
+Read with GDAL's Python bindings, which ship with every QGIS (the Python inside QGIS may
+have no rasterio); the legend comes from the engine's GDAL-only ``raster_legend``.
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from qgis.core import (
     QgsUnitTypes,
 )
 
-from ..engine.classes import DUBAI_CLASSES, NODATA_CLASS, ClassInfo
+from ..engine.raster_legend import raster_classes
 
 _ROWS_PER_READ = 1024
 
@@ -29,24 +28,6 @@ def _open(path: str) -> gdal.Dataset:
     if dataset is None:
         raise ValueError(f"{path}: not a raster GDAL can read ({gdal.GetLastErrorMsg()})")
     return dataset
-
-
-def raster_class_table(path: str) -> tuple[ClassInfo, ...]:
-    """The classes a classified raster declares (category names + colour table).
-
-    Falls back to the Dubai classes for rasters without category names.
-    """
-    dataset = _open(path)  # must outlive the band: GDAL crashes on a band of a freed dataset
-    band = dataset.GetRasterBand(1)
-    names = band.GetCategoryNames() or []
-    table = band.GetColorTable()
-    classes = []
-    for value, name in enumerate(names):
-        if not name or value == NODATA_CLASS:
-            continue
-        colour = table.GetColorEntry(value)[:3] if table is not None and value < table.GetCount() else (0, 0, 0)
-        classes.append(ClassInfo(value, name, tuple(int(c) for c in colour)))
-    return tuple(classes) or DUBAI_CLASSES
 
 
 def class_pixel_counts(path: str) -> dict[int, int]:
@@ -102,7 +83,7 @@ def class_areas(path: str) -> list[ClassArea]:
     total = sum(counts.values()) or 1
     return [
         ClassArea(c.id, c.name, counts.get(c.id, 0), counts.get(c.id, 0) * pixel_area, counts.get(c.id, 0) / total)
-        for c in raster_class_table(path)
+        for c in raster_classes(path)
     ]
 
 

@@ -33,7 +33,8 @@ from qgis.core import (
 
 from ..child_process.engine_command import SegmentRequest, VectorizeOptions
 from ..child_process.runner import EngineCancelled
-from .classified_raster import class_areas, raster_class_table, summary_text
+from ..engine.raster_legend import raster_classes
+from .classified_raster import class_areas, summary_text
 from .engine_algorithm import EngineAlgorithm, check_extension
 from .engine_python import engine_python
 from .input_preparation import InputPreparationError, RasterSnapshot, prepare_input
@@ -209,7 +210,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
             shutil.rmtree(work_dir, ignore_errors=True)
         areas = class_areas(out_raster)
         feedback.pushInfo("Area per class (share of the processed area):\n" + summary_text(areas))
-        classes = raster_class_table(out_raster)
+        classes = raster_classes(out_raster)
         results = {self.OUTPUT: out_raster, self.CLASS_AREAS: json.dumps([a.as_dict() for a in areas])}
         self.style_on_load(out_raster, classes, context)
         if out_vector is not None:

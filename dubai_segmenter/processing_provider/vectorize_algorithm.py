@@ -17,7 +17,7 @@ from qgis.core import (
 
 from ..child_process.engine_command import VectorizeOptions, VectorizeRequest
 from ..child_process.runner import EngineCancelled
-from .classified_raster import raster_class_table
+from ..engine.raster_legend import raster_classes
 from .engine_algorithm import EngineAlgorithm, check_extension
 from .engine_python import engine_python
 from .input_preparation import local_gdal_file
@@ -83,5 +83,5 @@ class VectorizeClassesAlgorithm(EngineAlgorithm):
         except EngineCancelled:
             feedback.reportError("Cancelled: the engine was stopped and no output was written.", False)
             return {}
-        self.style_on_load(out_vector, raster_class_table(self.classified_path), context)
+        self.style_on_load(out_vector, raster_classes(self.classified_path), context)
         return {self.OUTPUT: out_vector}

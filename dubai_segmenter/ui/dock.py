@@ -57,7 +57,8 @@ from ..child_process.interpreter import InterpreterError, resolve_interpreter
 from ..child_process.managed_environment import create_environment
 from ..child_process.runner import EngineError
 from ..engine.classes import DUBAI_CLASSES
-from ..processing_provider.classified_raster import format_area, raster_class_table
+from ..engine.raster_legend import raster_classes
+from ..processing_provider.classified_raster import format_area
 from ..processing_provider.engine_algorithm import DEFAULT_VECTOR_CLASS_INDICES
 from ..processing_provider.engine_python import configured_python, engine_python, set_configured_python
 from ..processing_provider.layer_styles import polygon_layer_uri, style_classified_raster, style_polygons
@@ -517,7 +518,7 @@ class SegmenterDock(QgsDockWidget):
 
     def _add_outputs(self, results: dict, layer_name: str) -> None:
         raster_path = results["OUTPUT"]
-        classes = raster_class_table(raster_path)
+        classes = raster_classes(raster_path)
         raster = QgsRasterLayer(raster_path, f"{layer_name} land cover")
         style_classified_raster(raster, classes)
         QgsProject.instance().addMapLayer(raster)

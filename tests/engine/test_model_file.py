@@ -15,7 +15,6 @@ from safetensors.numpy import save_file
 from dubai_segmenter.engine.architectures import PIXEL_LINEAR, UNET_SMALL, build_model
 from dubai_segmenter.engine.classes import ClassInfo
 from dubai_segmenter.engine.model_file import (
-    FORMAT_NAME,
     ModelFileError,
     ModelMetadata,
     describe_model,

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import rasterio
-from rasterio.windows import Window
 
 from dubai_segmenter.engine.raster_input import (
     RasterInputError,
@@ -13,7 +12,7 @@ from dubai_segmenter.engine.raster_input import (
     read_rows,
     resampled,
 )
-from tests.engine.rasters import TRANSFORM, write_raster
+from tests.engine.rasters import write_raster
 
 
 def test_open_refuses_missing_non_raster_and_unplaced_files(tmp_path):

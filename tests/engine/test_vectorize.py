@@ -21,7 +21,8 @@ from rasterio.transform import from_origin
 
 from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS
 from dubai_segmenter.engine.progress import Cancelled
-from dubai_segmenter.engine.vectorize import raster_classes, vectorize_classes
+from dubai_segmenter.engine.raster_legend import raster_classes
+from dubai_segmenter.engine.vectorize import vectorize_classes
 
 PIXEL_W, PIXEL_H = 2.0, 3.0
 TRANSFORM = from_origin(300_000.0, 2_790_000.0, PIXEL_W, PIXEL_H)
