@@ -134,6 +134,9 @@ def full_model_rows(quick: bool, folder: Path) -> list[dict]:
     overlaps, batches = (QUICK_OVERLAPS, QUICK_BATCHES) if quick else (FULL_OVERLAPS, FULL_BATCHES)
     for batch in batches:  # warm-up: tracing and per-shape kernels are not what we measure
         predictor.predict(np.zeros((batch, FULL_TILE, FULL_TILE, 3), np.float32))
+    # One untimed run pays the once-per-process costs (GDAL drivers, first file writes) that
+    # would otherwise land on whichever configuration happens to be measured first.
+    segment_raster(raster, predictor, folder / "warm_up.tif", SegmentOptions(overlap=0, batch_size=1))
     rows = []
     for overlap in overlaps:
         for batch in batches:
