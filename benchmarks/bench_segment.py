@@ -11,7 +11,9 @@
 2. A tiny model (pixel_linear, tile 512, overlap 128, so blending, I/O and bookkeeping
    dominate) segments 1,000^2, 5,000^2 and 20,000^2 rasters, each in a fresh child process
    (argument list) whose own peak RSS is measured. The working set must depend on the
-   raster's width only: target < 200 MB growth from the smallest to the largest.
+   raster's width only: target < 200 MB growth from the smallest to the largest. A wide
+   (20,000 x 1,000) and a tall (1,000 x 20,000) raster separate the two: the tall one
+   must cost no more than the smallest, the wide one shows what width costs.
 """
 from __future__ import annotations
 
@@ -29,15 +31,17 @@ FULL_SIZE = 1024
 FULL_TILE = 512
 FULL_OVERLAPS, FULL_BATCHES = (0, 64, 128), (1, 2, 4)
 QUICK_OVERLAPS, QUICK_BATCHES = (0, 128), (1, 4)
-MEMORY_SIZES, QUICK_MEMORY_SIZES = (1_000, 5_000, 20_000), (1_000, 5_000)
+MEMORY_SHAPES = ((1_000, 1_000), (5_000, 5_000), (20_000, 20_000), (20_000, 1_000), (1_000, 20_000))
+QUICK_MEMORY_SHAPES = ((1_000, 1_000), (5_000, 5_000), (1_000, 10_000))
 TINY_TILE, TINY_OVERLAP = 512, 128
 WARM_UP_CALLS = 60
 STRIP_ROWS = 512  # rows per write when making the synthetic rasters
 _MODULE = "benchmarks.bench_segment"
 
 
-def write_synthetic_raster(path: Path, size: int, seed: int = 0) -> Path:
-    """A size x size RGB uint8 GeoTIFF of class-coloured 16-pixel blocks with noise, written in strips."""
+def write_synthetic_raster(path: Path, size: int, seed: int = 0, height: int | None = None) -> Path:
+    """A size x height (default square) RGB uint8 GeoTIFF of class-coloured 16-pixel blocks with
+    noise, written in strips."""
     import rasterio
     from rasterio.transform import from_origin
 
@@ -45,14 +49,15 @@ def write_synthetic_raster(path: Path, size: int, seed: int = 0) -> Path:
 
     palette = np.array([c.color for c in DUBAI_CLASSES], dtype=np.int16)
     rng = np.random.default_rng(seed)
+    height = size if height is None else height
     columns = np.arange(size) // 16
     with rasterio.open(
-        path, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs="EPSG:32640",
+        path, "w", driver="GTiff", width=size, height=height, count=3, dtype="uint8", crs="EPSG:32640",
         transform=from_origin(300_000.0, 2_800_000.0, 0.3, 0.3), tiled=True, blockxsize=512, blockysize=512,
         compress="deflate", bigtiff="if_safer",
     ) as dataset:
-        for top in range(0, size, STRIP_ROWS):
-            rows = np.arange(top, min(top + STRIP_ROWS, size)) // 16
+        for top in range(0, height, STRIP_ROWS):
+            rows = np.arange(top, min(top + STRIP_ROWS, height)) // 16
             classes = (rows[:, None] * 7 + columns[None, :] * 13 + (rows[:, None] * columns[None, :]) % 5) % 6
             pixels = palette[classes] + rng.integers(-8, 9, classes.shape + (3,), dtype=np.int16)
             window = rasterio.windows.Window(0, top, size, len(rows))
@@ -167,18 +172,18 @@ def memory_rows(quick: bool, folder: Path) -> list[dict]:
 
     model_path = save_random_model(folder / "tiny.safetensors", PIXEL_LINEAR, TINY_TILE, TINY_OVERLAP)
     rows, smallest = [], None
-    for size in QUICK_MEMORY_SIZES if quick else MEMORY_SIZES:
-        raster = write_synthetic_raster(folder / f"memory_{size}.tif", size)
-        output = folder / f"memory_{size}_classes.tif"
+    for width, height in QUICK_MEMORY_SHAPES if quick else MEMORY_SHAPES:
+        raster = write_synthetic_raster(folder / f"memory_{width}x{height}.tif", width, height=height)
+        output = folder / f"memory_{width}x{height}_classes.tif"
         measured = measure_command([sys.executable, "-m", _MODULE, "segment", str(raster), str(model_path), str(output)])
         child = json.loads(measured.stdout)
         smallest = measured.peak_rss_mb if smallest is None else smallest
         rows.append({
             "benchmark": f"tiny model (pixel_linear), tile {TINY_TILE}, overlap {TINY_OVERLAP}, own process",
-            "raster": f"{size}x{size}",
+            "raster": f"{width}x{height}",
             "tiles": child["tiles"],
             "segment_s": round(child["seconds"], 1),
-            "MP_per_s": round(size * size / 1e6 / child["seconds"], 2),
+            "MP_per_s": round(width * height / 1e6 / child["seconds"], 2),
             "peak_rss_mb": round(measured.peak_rss_mb),
             "growth_from_smallest_mb": round(measured.peak_rss_mb - smallest),
         })
