@@ -4,7 +4,7 @@
 its final weights (BatchNorm statistics already re-estimated by training.train) and writes
 the model file with classes and colours, input scaling, tile size and overlap, the recipe,
 the split, the validation metrics (when `evaluation/metrics.json` exists) and the code
-version. training.train calls the same functions at the end of a run.
+version, plus its ONNX export beside it. training.train calls the same functions at the end of a run.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import keras
 from dubai_segmenter.engine.architectures import build_model
 from dubai_segmenter.engine.classes import DUBAI_CLASSES
 from dubai_segmenter.engine.model_file import ModelMetadata, save_model
+from dubai_segmenter.engine.onnx_file import export_onnx
 from training.config import Recipe
 from training.dataset import NUM_CLASSES
 from training.inputs import INPUT_SCALE
@@ -71,8 +72,11 @@ def model_metadata(recipe: Recipe, run: dict[str, Any], metrics: dict[str, Any] 
 
 def export_model(model: keras.Model, recipe: Recipe, run: dict[str, Any], path: Path,
                  metrics: dict[str, Any] | None = None) -> Path:
-    """Write `model` as the engine's model file at `path` (atomically, by save_model)."""
+    """Write `model` as the engine's model file at `path` (atomically, by save_model), and its
+    ONNX export beside it (same name, .onnx): the engine's `--backend auto` then runs the
+    model on ONNX Runtime, the faster backend here, and an analyst needs no TensorFlow."""
     save_model(path, model, model_metadata(recipe, run, metrics))
+    export_onnx(path, Path(path).with_suffix(".onnx"))
     return Path(path)
 
 

@@ -58,6 +58,7 @@ def test_native_fit_checkpoint_resume_export_evaluate(data, tmp_path):
     assert metadata.provenance["code_version"]
     window = metadata.provenance["validation_metrics"]["sliding_window"]
     predictor = open_predictor(model_path)
+    assert predictor.backend == "onnx"  # the ONNX export beside the model file is current
     _, validation = reference_split(list_samples(data))
     image, labels = load_sample(validation[0])
     probabilities = segment_array(image.astype(np.float32) / 255, predictor, 64, 16)
@@ -89,6 +90,7 @@ def test_reference_recipe_learns_the_synthetic_classes(data, tmp_path):
     assert len(list_samples(tmp_path / "run" / "augmented")) == 2 * 14
     assert (tmp_path / "run" / "best.weights.h5").is_file()
     predictor = open_predictor(model_path)
+    assert predictor.backend == "onnx"  # the ONNX export beside the model file is current
     _, validation = reference_split(list_samples(data))
     image, labels = load_sample(validation[0])
     predicted = segment_array(image.astype(np.float32) / 255, predictor, 64, 16).argmax(-1)
