@@ -131,7 +131,10 @@ def cropped_and_masked(provider, scenes, colour_model, tmp_path_factory):
         "CLASSES": [BUILDING, ROAD], "MIN_AREA": 5.0,
         "OUTPUT": str(folder / "classes.tif"), "OUTPUT_VECTOR": str(folder / "polygons.gpkg"),
     })
-    return result, scenes[0][1]
+    # Yield, not return: the mask layer must outlive the events QGIS queued for it during the
+    # run; freed when this function returned, the next event flush crashed (segfault).
+    yield result, scenes[0][1]
+    del mask
 
 
 def test_extent_and_polygons_limit_the_processed_area(cropped_and_masked):
