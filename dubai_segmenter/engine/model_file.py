@@ -30,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from dubai_segmenter.engine.architectures import ARCHITECTURES, check_tile_size, resolve_params
+from dubai_segmenter.engine.atomic_file import written_atomically
 from dubai_segmenter.engine.classes import ClassInfo
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -123,16 +124,8 @@ def save_model(path: str | os.PathLike, model: "keras.Model", metadata: ModelMet
         keep_float32 = value.size > 0 and float(np.abs(value).max()) > _FLOAT16_MAX
         tensors[f"{index:05d}:{weight.path}"] = value if keep_float32 else value.astype(np.float16)
     header = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "metadata": metadata.to_json()}
-    target = Path(path)
-    # Not tempfile.mkstemp: its 0600 permissions would survive the rename.
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        save_file(tensors, str(tmp), metadata=header)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with written_atomically(path) as temporary:
+        save_file(tensors, str(temporary), metadata=header)
 
 
 def _open(path: str | os.PathLike):  # -> safetensors safe_open handle

@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dubai_segmenter.engine.atomic_file import written_atomically
 from dubai_segmenter.engine.model_file import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -148,16 +149,9 @@ def export_onnx(model_path: str | os.PathLike, onnx_path: str | os.PathLike, til
         entry.key, entry.value = key, value
     proto.producer_name = "dubai_segmenter"
     onnx.checker.check_model(proto)
-    target = Path(onnx_path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-    return target
+    with written_atomically(onnx_path) as temporary:
+        onnx.save(proto, str(temporary))
+    return Path(onnx_path)
 
 
 def _channels_first_output(proto: Any) -> None:
