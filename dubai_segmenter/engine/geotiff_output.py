@@ -30,6 +30,9 @@ BLOCK_SIZE = 512
 #: Overviews are added (x2, x4 ...) until the coarsest is at most this many pixels across.
 OVERVIEW_MIN_SIZE = 256
 CONFIDENCE_DESCRIPTION = "confidence (%): blended probability of the chosen class"
+#: Pixels counted per ``np.bincount`` call: it widens uint8 ids to 8-byte integers, so a whole
+#: band of rows at once would cost 8 bytes a pixel (60 MB for 384 rows of 20,000 columns).
+COUNT_CHUNK_PIXELS = 1 << 20
 
 
 class OutputPathError(ValueError):
@@ -153,7 +156,9 @@ class ClassifiedRasterWriter:
         if class_ids.shape[1] != self.width or (confidence is None) != (self._bands == 1):
             raise ValueError("rows do not match the output's width or band count")
         layers = [class_ids] if confidence is None else [class_ids, confidence]
-        self.class_counts += np.bincount(class_ids.ravel(), minlength=256)
+        rows_per_count = max(1, COUNT_CHUNK_PIXELS // self.width)
+        for top in range(0, class_ids.shape[0], rows_per_count):
+            self.class_counts += np.bincount(class_ids[top : top + rows_per_count].ravel(), minlength=256)
         done = 0
         while done < class_ids.shape[0]:
             offset = self._next_row - self._buffer_top

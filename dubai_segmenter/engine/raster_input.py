@@ -137,9 +137,8 @@ def compute_scaling(dataset: rasterio.DatasetReader, bands: Sequence[int], input
     return BandScaling(input_scale, tuple(low), tuple(high))
 
 
-def read_rows(dataset: rasterio.DatasetReader, bands: Sequence[int], first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows [first, first + count) at full width: (rows, width, bands) raw pixels and (rows, width) validity."""
-    window = Window(0, first, dataset.width, count)
+def read_window(dataset: rasterio.DatasetReader, bands: Sequence[int], window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols, bands) raw pixels and (rows, cols) validity of ``window``."""
     pixels = dataset.read(list(bands), window=window)
     return np.moveaxis(pixels, 0, -1), read_validity(dataset, bands, window, pixels)
 

@@ -2,10 +2,11 @@
 
 One loop (``blend_tiles``) serves both entry points, so the training evaluation
 (``segment_array``) measures exactly what users get from ``segment_raster``:
-strips of rows are read, cut into tiles (``tiling``), batched through the predictor,
-blended (``blending``) and handed back as finished blocks while the next strip is read.
-Memory depends on tile size, overlap, batch size and the raster's width, never its
-height. Tiles without a single valid pixel are not sent to the model.
+tiles are read one window at a time (``tiling``), batched through the predictor,
+blended (``blending``) and handed back as finished blocks row by row. Memory depends on
+tile size, overlap, batch size and, through the blending carry and the output rows, the
+raster's width; never its height. Tiles without a single valid pixel are not sent to
+the model.
 """
 from __future__ import annotations
 
@@ -33,15 +34,16 @@ from dubai_segmenter.engine.raster_input import (
     choose_bands,
     compute_scaling,
     open_raster,
-    read_rows,
+    read_window,
     read_validity,
     resampled,
 )
-from dubai_segmenter.engine.tiling import RowReader, TileGrid, check_tiling, cut_tile, read_strip
+from dubai_segmenter.engine.tiling import TileGrid, WindowReader, check_tiling, read_tile
 
 #: GDAL's block cache during a run (MB). Its default, 5 % of RAM, fills with every block read
 #: or written and never gives memory back, so the process would grow with the raster's
-#: height; blocks are read once per strip, so a small cache costs nothing.
+#: height. Tiles go left to right, so neighbours find the blocks they share still cached;
+#: only the next tile row's overlap decodes some blocks a second time.
 GDAL_CACHE_MB = 32
 #: Share of the progress bar given to inference when a processing resolution adds a
 #: second pass (resampling the classes back to the input grid).
@@ -80,7 +82,7 @@ class TileCounter:
 
 
 def blend_tiles(
-    read_rows_: RowReader,
+    read_window_: WindowReader,
     to_input: Callable[[np.ndarray], np.ndarray],
     grid: TileGrid,
     predictor: Predictor,
@@ -91,7 +93,7 @@ def blend_tiles(
 ) -> Iterator[BlendedBlock]:
     """Run every tile of ``grid`` through ``predictor`` and yield blended blocks as they finish.
 
-    ``to_input`` turns raw strip pixels (tile, tile, bands) into a new float32 model input.
+    ``to_input`` turns a tile's raw pixels (tile, tile, bands) into a new float32 model input.
     Batches may span tile rows, so every call but the last gets ``batch_size`` tiles.
     """
     if batch_size < 1:
@@ -112,11 +114,10 @@ def blend_tiles(
 
     for k in range(len(grid.rows)):
         check_cancelled(cancel)
-        pixels, valid = read_strip(read_rows_, grid, k)
         for j in range(len(grid.cols)):
-            tile_valid = cut_tile(valid, grid, j)
+            pixels, tile_valid = read_tile(read_window_, grid, k, j)
             if tile_valid.any():
-                model_input = to_input(cut_tile(pixels, grid, j))
+                model_input = to_input(pixels)
                 model_input[~tile_valid] = 0
                 pending.append((model_input, None if tile_valid.all() else tile_valid.copy()))
                 queued += 1
@@ -127,7 +128,6 @@ def blend_tiles(
                 check_cancelled(cancel)
                 yield from run_pending()
                 queued = 0
-        del pixels, valid
     if pending:
         check_cancelled(cancel)
         yield from run_pending()
@@ -170,10 +170,10 @@ def segment_array(
     grid = TileGrid.for_raster(height, width, tile, overlap)
     result = np.zeros((height, width, len(predictor.metadata.classes)), dtype=np.float32)
 
-    def rows(first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-        return image[first : first + count], valid[first : first + count]
+    def window(row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        return image[row : row + height, col : col + width], valid[row : row + height, col : col + width]
 
-    for block in blend_tiles(rows, np.array, grid, predictor, batch_size):
+    for block in blend_tiles(window, np.array, grid, predictor, batch_size):
         height, width = block.shape
         result[block.row : block.row + height, block.col : block.col + width] = block.probabilities()
     return result
@@ -195,13 +195,13 @@ def _classify_into(
     confidence = writer.has_confidence
     band_row, band_ids, band_confidence = None, None, None
 
-    def rows(first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-        return read_rows(dataset, bands, first, count)
+    def window(row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        return read_window(dataset, bands, Window(col, row, width, height))
 
     def write_band() -> None:
         writer.write_rows(band_row, band_ids, band_confidence)
 
-    for block in blend_tiles(rows, scaling.apply, grid, predictor, batch_size, progress, cancel, counter):
+    for block in blend_tiles(window, scaling.apply, grid, predictor, batch_size, progress, cancel, counter):
         height, width = block.shape
         if block.row != band_row:
             if band_row is not None:

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import rasterio
+from rasterio.windows import Window
 
 from dubai_segmenter.engine.raster_input import (
     RasterInputError,
@@ -9,7 +10,7 @@ from dubai_segmenter.engine.raster_input import (
     compute_scaling,
     open_raster,
     parse_band_list,
-    read_rows,
+    read_window,
     resampled,
 )
 from tests.engine.rasters import write_raster
@@ -98,7 +99,7 @@ def test_validity_honours_nodata_per_band_and_nan(tmp_path):
     data[1, 2, 2] = np.nan
     path = write_raster(tmp_path / "f.tif", data, nodata=-1)
     with rasterio.open(path) as dataset:
-        pixels, valid = read_rows(dataset, (1, 2), 0, 4)
+        pixels, valid = read_window(dataset, (1, 2), Window(0, 0, 4, 4))
     assert pixels.shape == (4, 4, 2)
     expected = np.ones((4, 4), bool)
     expected[0, 0] = expected[2, 2] = False
@@ -115,7 +116,7 @@ def test_resampled_copy_keeps_extent_and_mask(tmp_path):
     with rasterio.open(path) as dataset, resampled(dataset, 0.9) as coarse:
         assert (coarse.width, coarse.height) == (20, 33)
         assert coarse.bounds == pytest.approx(dataset.bounds)
-        _, valid = read_rows(coarse, (1, 2, 3), 0, coarse.height)
+        _, valid = read_window(coarse, (1, 2, 3), Window(0, 0, coarse.width, coarse.height))
         assert not valid[:15].any() and valid[18:].all()
     with rasterio.open(path) as dataset, pytest.raises(RasterInputError, match="positive"):
         resampled(dataset, 0)

@@ -10,6 +10,7 @@ import pytest
 import rasterio
 from osgeo import gdal
 
+from dubai_segmenter.engine import geotiff_output
 from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS
 from dubai_segmenter.engine.predictors import open_predictor
 from dubai_segmenter.engine.progress import Cancelled
@@ -132,6 +133,15 @@ def test_raster_output_equals_truth_with_georeference(tmp_path, predictors, heig
     assert profile["transform"] == TRANSFORM
     assert (profile["width"], profile["height"], profile["count"]) == (width, height, 1)
     assert profile["dtype"] == "uint8" and profile["nodata"] == NODATA_CLASS
+    assert result.class_pixel_counts == {c: int((truth == c).sum()) for c in range(6)}
+
+
+def test_class_counts_are_exact_when_counted_a_few_rows_at_a_time(tmp_path, predictors, monkeypatch):
+    # Wide rasters are counted in chunks of rows to keep memory flat; 150 pixels a chunk
+    # here is one row of this raster, so chunk edges fall inside every written band.
+    monkeypatch.setattr(geotiff_output, "COUNT_CHUNK_PIXELS", 150)
+    truth = block_classes(90, 110, seed=3)
+    result = segment_raster(write_painted(tmp_path / "in.tif", truth), predictors(32), tmp_path / "classes.tif")
     assert result.class_pixel_counts == {c: int((truth == c).sum()) for c in range(6)}
 
 

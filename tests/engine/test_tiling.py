@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dubai_segmenter.engine.tiling import TileGrid, axis_origins, cut_tile, read_strip
+from dubai_segmenter.engine.tiling import TileGrid, axis_origins, read_tile
 
 CASES = [(length, tile, overlap) for length in (1, 5, 31, 32, 33, 100, 257, 1000) for tile, overlap in ((32, 0), (32, 8), (64, 16), (64, 32))]
 
@@ -52,16 +52,19 @@ def test_tiles_are_cut_from_the_reflect_padded_raster(height, width):
     padded_valid = np.pad(valid, pad, mode="reflect")
     reads = []
 
-    def rows(first, count):
-        reads.append((first, count))
-        return image[first : first + count], valid[first : first + count]
+    def window(row, col, rows, cols):
+        reads.append((row, col, rows, cols))
+        return image[row : row + rows, col : col + cols], valid[row : row + rows, col : col + cols]
 
     for k, row in enumerate(grid.rows):
-        strip, strip_valid = read_strip(rows, grid, k)
-        assert strip.shape == (32, width, 2)
         for j, col in enumerate(grid.cols):
+            pixels, pixels_valid = read_tile(window, grid, k, j)
             y, x = row - top, col - left
-            np.testing.assert_array_equal(cut_tile(strip, grid, j), padded[y : y + 32, x : x + 32])
-            np.testing.assert_array_equal(cut_tile(strip_valid, grid, j), padded_valid[y : y + 32, x : x + 32])
-    # Only raster rows are ever read, never more than a tile's worth at once.
-    assert all(first >= 0 and first + count <= height and count <= 32 for first, count in reads)
+            np.testing.assert_array_equal(pixels, padded[y : y + 32, x : x + 32])
+            np.testing.assert_array_equal(pixels_valid, padded_valid[y : y + 32, x : x + 32])
+    # Only raster pixels are ever read, never more than one tile's window at once, so memory
+    # does not grow with the raster's width.
+    assert all(
+        0 <= row and row + rows <= height and rows <= 32 and 0 <= col and col + cols <= width and cols <= 32
+        for row, col, rows, cols in reads
+    )
