@@ -27,7 +27,7 @@ from qgis.PyQt.QtGui import QImage
 from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS
 from dubai_segmenter.processing_provider.engine_python import configured_python, set_configured_python
 from dubai_segmenter.ui.dock import AREA_POLYGONS, SETTINGS_GROUP, SegmenterDock
-from tests.qgis.conftest import REPO, read_band, scene_ids, wait_until, write_painted_raster
+from tests.qgis.conftest import REPO, child_processes_writing, read_band, scene_ids, wait_until, write_painted_raster
 
 SCREENSHOT = REPO / "docs" / "dock.png"
 
@@ -200,6 +200,30 @@ def test_an_engine_error_during_a_run_is_shown_in_the_panel(qgis_iface, provider
     text = dock.messages.toPlainText()
     assert "the model needs 3 bands but the raster has 1" in text and "Traceback" not in text
     assert "The run failed" in text and not (tmp_path / "classes.tif").exists()
+    dock.deleteLater()
+
+
+def test_cancel_stops_the_engine_and_leaves_nothing_behind(qgis_iface, provider, colour_model, tmp_path):
+    QgsProject.instance().clear()
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    # About 1,100 tiles of the colour model's 64 pixels: a run long enough to cancel mid-way.
+    layer = QgsRasterLayer(str(write_painted_raster(scene / "large.tif", scene_ids(1600, 1600))), "Large")
+    QgsProject.instance().addMapLayer(layer)
+    out = tmp_path / "out"
+    out.mkdir()
+    dock = _new_dock(qgis_iface, colour_model, out)
+    dock.layer_combo.setLayer(layer)
+    dock.run_button.click()
+    assert dock.task is not None, dock.messages.toPlainText()
+    wait_until(lambda: dock.progress_bar.value() > 0 or dock.task is None)
+    assert dock.task is not None, "the run finished before it could be cancelled"
+    dock.cancel_button.click()
+    wait_until(lambda: dock.task is None, timeout=60)
+    assert "Cancelled; nothing was written." in dock.messages.toPlainText()
+    assert list(out.iterdir()) == [] and child_processes_writing(out / "classes.tif") == []
+    assert list(QgsProject.instance().mapLayers().values()) == [layer]
+    assert dock.run_button.isEnabled() and not dock.cancel_button.isEnabled()
     dock.deleteLater()
 
 
