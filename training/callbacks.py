@@ -1,5 +1,5 @@
 """Keras callbacks of a training run: wall-clock budget and schedule, resumable early
-stopping, checkpoints and learning curves."""
+stopping, checkpoints, learning curves and the allocator settings."""
 from __future__ import annotations
 
 import math
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 
+from training.allocator import keep_freed_memory
 from training.checkpoint import save_checkpoint
 from training.config import Recipe
 from training.plots import learning_curves
@@ -28,6 +29,14 @@ def time_cosine_learning_rate(recipe: Recipe, step: int, fraction: float) -> flo
         return recipe.learning_rate * (step + 1) / recipe.warmup_steps
     cosine = 0.5 * (1 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
     return recipe.min_learning_rate + (recipe.learning_rate - recipe.min_learning_rate) * cosine
+
+
+class KeepFreedMemory(keras.callbacks.Callback):
+    """Sets the allocator thresholds (``training.allocator``) before every step: the generator
+    dataset overrides them when its iterator starts, which happens after ``on_train_begin``."""
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        keep_freed_memory()
 
 
 class TrainingClock(keras.callbacks.Callback):

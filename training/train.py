@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from training.batchnorm import mode_agreement, recalibrate_batchnorm
-from training.callbacks import ResumableEarlyStopping, RunCheckpoint, TrainingClock
+from training.callbacks import KeepFreedMemory, ResumableEarlyStopping, RunCheckpoint, TrainingClock
 from training.checkpoint import latest_checkpoint, load_checkpoint
 from training.config import RECIPES, Recipe, get_recipe
 from training.dataset import class_frequencies, data_dir, describe_split, list_samples, load_sample, reference_split
@@ -79,7 +79,7 @@ def fit(model: keras.Model, recipe: Recipe, run_dir: Path, budget_seconds: float
     if recipe.early_stopping_patience:
         stopping = ResumableEarlyStopping(recipe, state.get("wait", 0), state.get("stopping_best"),
                                           state.get("stopping_best_epoch", 0))
-    callbacks = [clock, best, *([stopping] if stopping else []),
+    callbacks = [KeepFreedMemory(), clock, best, *([stopping] if stopping else []),
                  keras.callbacks.CSVLogger(str(run_dir / "model_training.csv"), append=True),
                  RunCheckpoint(run_dir, clock, best, stopping)]
     stopped_early = stopping is not None and stopping.wait >= stopping.patience
