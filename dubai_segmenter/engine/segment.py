@@ -119,7 +119,7 @@ def blend_tiles(
             if tile_valid.any():
                 model_input = to_input(pixels)
                 model_input[~tile_valid] = 0
-                pending.append((model_input, None if tile_valid.all() else tile_valid.copy()))
+                pending.append((model_input, None if tile_valid.all() else tile_valid))
                 queued += 1
             else:
                 pending.append((None, None))
