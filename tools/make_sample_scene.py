@@ -26,6 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data" / "hitl-dubai"
 SOURCE = "Tile 5/images/image_part_008.jpg"  # a validation image (parts 008/009 of every tile)
 OUTPUT = REPO / "dubai_segmenter" / "sample" / "dubai_tile5_part008.tif"
+SOURCE_MASK = "Tile 5/masks/image_part_008.png"  # the annotation of SOURCE
+#: The sample's ground truth as class ids on the sample's grid, for the released model's regression test.
+TRUTH_OUTPUT = OUTPUT.with_name(f"{OUTPUT.stem}_truth.tif")
 CRS_EPSG = 32640  # WGS 84 / UTM zone 40N, the zone of Dubai
 #: Assumed ground resolution (m/pixel): cars span about 3 pixels and main roads 30-40, which
 #: fits 1-2 m; the dataset does not state it.
@@ -96,12 +99,65 @@ def make_sample_scene(folder: Path, output: Path = OUTPUT) -> Path:
     return output
 
 
+def mask_class_ids(rgb: np.ndarray) -> np.ndarray:
+    """(3, H, W) mask colours -> (H, W) class ids; pixels nobody annotated (black) -> NODATA_CLASS.
+
+    Colours are those in the mask pixels (the dataset's SOURCE.md), which ``DUBAI_CLASSES``
+    holds; any other colour is an error rather than a silent guess.
+    """
+    from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS
+
+    ids = np.full(rgb.shape[1:], NODATA_CLASS, np.uint8)
+    known = np.all(rgb == 0, axis=0)
+    for c in DUBAI_CLASSES:
+        hit = np.all(rgb == np.array(c.color, np.uint8)[:, None, None], axis=0)
+        ids[hit] = c.id
+        known |= hit
+    if not known.all():
+        raise SystemExit(f"{int((~known).sum())} mask pixels have a colour that is no class")
+    return ids
+
+
+def make_sample_truth(folder: Path, scene: Path = OUTPUT, output: Path = TRUTH_OUTPUT) -> Path:
+    """Write the CC0 annotation of the sample as class ids on the sample's grid (uint8, 255 = unannotated)."""
+    from dubai_segmenter.engine.classes import NODATA_CLASS
+
+    source, digest = check_source(folder, SOURCE_MASK)
+    with rasterio.open(source) as mask:
+        rgb = mask.read([1, 2, 3]) if mask.count >= 3 else None
+        if rgb is None:  # a palette PNG: expand through its colour map
+            table = np.zeros((256, 3), np.uint8)
+            for index, colour in mask.colormap(1).items():
+                table[index] = colour[:3]
+            rgb = np.moveaxis(table[mask.read(1)], -1, 0)
+    ids = mask_class_ids(rgb)
+    with rasterio.open(scene) as sample:
+        if (sample.height, sample.width) != ids.shape:
+            raise SystemExit(f"{source} is {ids.shape[::-1]} pixels, the sample {sample.width}x{sample.height}")
+        profile = dict(crs=sample.crs, transform=sample.transform)
+    partial = output.with_name(f".{output.name}.partial")
+    with rasterio.open(
+        partial, "w", driver="GTiff", width=ids.shape[1], height=ids.shape[0], count=1, dtype="uint8",
+        nodata=NODATA_CLASS, tiled=True, blockxsize=256, blockysize=256, compress="deflate", predictor=2,
+        **profile,
+    ) as dataset:
+        dataset.write(ids, 1)
+        dataset.update_tags(
+            SOURCE=f"hitl-dubai/{SOURCE_MASK}", SOURCE_SHA256=digest, LICENSE="CC0: Public Domain",
+            GEOREFERENCE="made up for demonstration (the sample's)", NOTE="class ids of DUBAI_CLASSES; 255 = not annotated",
+        )
+    partial.replace(output)
+    return output
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=data_dir(), help="the hitl-dubai dataset folder")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="GeoTIFF to write")
     args = parser.parse_args()
     path = make_sample_scene(args.data_dir, args.output)
+    truth = make_sample_truth(args.data_dir, path, path.with_name(f"{path.stem}_truth.tif"))
+    print(f"{truth}: ground truth, {truth.stat().st_size} bytes")
     with rasterio.open(path) as dataset:
         print(f"{path}: {dataset.width}x{dataset.height}, {dataset.crs}, {dataset.res[0]} m/pixel, "
               f"bounds {tuple(round(v) for v in dataset.bounds)}, {path.stat().st_size} bytes")
