@@ -4,9 +4,12 @@ Writes, into ``out/demo/``: the classified GeoTIFF, the GeoPackage of building /
 water polygons, and a PNG preview (image | classes, with a legend), and prints their paths.
 
 The default model is the newest model file (``*.safetensors`` that ``read_metadata``
-accepts) in ``models/`` or ``../shared/models/`` (both relative to the repository);
-``MODEL=path`` or ``--model path`` chooses another. Without a model it says where it
-looked and how to get one, and exits with code 2.
+accepts) in the model folders (``engine/model_store.py``: ``$DUBAI_SEGMENTER_MODELS``,
+``models/`` of the checkout, where the released model is tracked, and ``../shared/models/``);
+``MODEL=path`` or ``--model path`` (or an installed model's name) chooses another. Without a
+model it says where it looked and how to get one, and exits with code 2. The first run on a
+fresh clone makes the model's ONNX export beside it (``engine/onnx_cache.py``, a minute or
+two); it says which backend runs and why.
 """
 from __future__ import annotations
 
@@ -21,10 +24,12 @@ import rasterio
 
 from dubai_segmenter.engine.classes import NODATA_CLASS
 from dubai_segmenter.engine.model_file import ModelFileError, read_metadata
+from dubai_segmenter.engine.model_store import model_folders, resolve_model
+from dubai_segmenter.engine.cli import _backend_choice_on_stderr
 from tools.make_sample_scene import OUTPUT as SAMPLE_SCENE
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL_FOLDERS = (REPO / "models", REPO.parent / "shared" / "models")
+MODEL_FOLDERS = tuple(model_folders())
 OUTPUT_DIR = REPO / "out" / "demo"
 EXIT_NO_MODEL = 2
 PREVIEW_MAX_SIDE = 900  # pixels per panel: enough to see classes, small enough to open anywhere
@@ -60,6 +65,7 @@ def find_default_model(folders: tuple[Path, ...]) -> Path:
         f"{looked}\n"
         "Get one by either:\n"
         "  - pointing MODEL at a model file:  make demo MODEL=path/to/model.safetensors\n"
+        "  - downloading one:                 python -m dubai_segmenter models get dubai-native-v1\n"
         "  - training one:                    make train   (then run make demo again)"
     )
 
@@ -81,7 +87,7 @@ def run_demo(model: Path, sample: Path = SAMPLE_SCENE, output_dir: Path = OUTPUT
 
     output_dir.mkdir(parents=True, exist_ok=True)
     stem = sample.stem
-    predictor = open_predictor(model, tile_size=tile_size)
+    predictor = open_predictor(model, tile_size=tile_size, cache_export=True)
     raster = segment_raster(sample, predictor, output_dir / f"{stem}_classes.tif", progress=show).output_path
     polygons = vectorize_classes(raster, output_dir / f"{stem}_polygons.gpkg", progress=show)
     if verbose:
@@ -138,13 +144,14 @@ def write_preview(image_path: Path, classified_path: Path, destination: Path, ca
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=os.environ.get("MODEL") or None,
-                        help="model file (default: $MODEL, else the newest in models/ or ../shared/models/)")
+    parser.add_argument("--model", default=os.environ.get("MODEL") or None,
+                        help="model file or installed model name (default: $MODEL, else the newest in "
+                        "models/ or ../shared/models/)")
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR, help="folder for the results")
     parser.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: the model's)")
     args = parser.parse_args(argv)
     try:
-        model = args.model or find_default_model(MODEL_FOLDERS)
+        model = resolve_model(args.model) if args.model else find_default_model(MODEL_FOLDERS)
         read_metadata(model)
     except NoModelError as error:
         print(error, file=sys.stderr)
@@ -153,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: MODEL={model} is not a usable model file: {error}", file=sys.stderr)
         return EXIT_NO_MODEL
     print(f"Segmenting {SAMPLE_SCENE.relative_to(REPO)} with {model}")
-    result = run_demo(model, output_dir=args.output_dir, tile_size=args.tile, verbose=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, if it runs
+    with _backend_choice_on_stderr():
+        result = run_demo(model, output_dir=args.output_dir, tile_size=args.tile, verbose=True)
     print(f"classified raster: {result.raster}")
     print(f"polygons:          {result.vector}  ({', '.join(f'{n}: {k}' for n, k in result.polygon_counts.items())})")
     print(f"preview:           {result.preview}")

@@ -151,13 +151,17 @@ def read_model_metadata(path: str | os.PathLike) -> ModelMetadata:
 
 
 def open_predictor(
-    path: str | os.PathLike, tile_size: int | None = None, backend: str = "auto", threads: int | None = None
+    path: str | os.PathLike, tile_size: int | None = None, backend: str = "auto", threads: int | None = None,
+    cache_export: bool = False,
 ) -> Predictor:
     """Open a model file (``.safetensors`` or exported ``.onnx``) for prediction.
 
     tile_size: default the model's own (for an ONNX file: the exported one).
     backend: "auto" (see the module docstring), "onnx" or "tf".
     threads: ONNX Runtime intra-op threads (default: one per core).
+    cache_export: with backend "auto" at the model's own tile size, make the ONNX export beside
+    a model file that has no current one, when the exporter is installed (``onnx_cache.py``),
+    and run that.
     Raises ModelFileError for a file that is not a usable model and ValueError for an
     unknown backend, a backend that cannot run this file, or a tile size the model cannot run.
     """
@@ -178,6 +182,11 @@ def open_predictor(
     check_tile_size(metadata.architecture, tile, metadata.architecture_params)
     if backend in ("auto", "onnx"):
         predictor, why = _current_export(path, tile, threads)
+        if predictor is None and cache_export and backend == "auto" and tile == metadata.tile_size:
+            from dubai_segmenter.engine.onnx_cache import ensure_export
+
+            if ensure_export(path, tile, why):
+                predictor, why = _current_export(path, tile, threads)
         if predictor is not None:
             log.info("backend onnx: %s", why)
             return predictor
