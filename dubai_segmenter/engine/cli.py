@@ -1,4 +1,4 @@
-"""The command line: ``python -m dubai_segmenter segment | vectorize | info | export-onnx``.
+"""The command line: ``python -m dubai_segmenter segment | vectorize | info | export-onnx | models``.
 
 Made for two readers: a person at a terminal (progress bar, a summary, one clear error
 line) and a parent process such as the QGIS plugin (``--progress lines``: flushed
@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Outputs appear only when complete; the input is never modified.",
     )
     segment.add_argument("input", metavar="INPUT", help="input raster (any GDAL format, with a CRS)")
-    segment.add_argument("--model", required=True, metavar="M", help="dubai_segmenter model file")
+    segment.add_argument("--model", required=True, metavar="M", help="dubai_segmenter model file, or the name of "
+                         "an installed model (e.g. dubai-native-v1; see 'models list')")
     segment.add_argument("--out-raster", required=True, metavar="R.tif", help="classified GeoTIFF to write")
     segment.add_argument("--out-vector", metavar="V.gpkg", help="also write polygons to this GeoPackage")
     _add_vector_options(segment)
@@ -199,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--tile", type=_positive_int, metavar="PIXELS", help="tile size of the export (default: the model's)"
     )
+    from dubai_segmenter.engine.model_commands import add_models_parser
+
+    add_models_parser(commands)
     return parser
 
 
@@ -324,6 +328,10 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
     from dubai_segmenter.engine.progress import sub_progress
 
     try:
+        from dubai_segmenter.engine.model_store import resolve_model
+
+        named = args.model  # a catalogue name found in the model folders gets its ONNX export made once
+        args.model = str(resolve_model(args.model))
         checked = _check_segment_args(args)
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(str(error)) from error
@@ -336,7 +344,8 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
     progress(0.0, "loading the model")
     try:
         with _backend_choice_on_stderr():
-            predictor = open_predictor(args.model, tile_size=checked["tile"], backend=args.backend)
+            predictor = open_predictor(args.model, tile_size=checked["tile"], backend=args.backend,
+                                       cache_export=named != args.model)
     except ValueError as error:  # includes ModelFileError: weights that do not fit, unknown backend
         raise UsageError(str(error)) from error
     options = SegmentOptions(
@@ -425,6 +434,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dubai_segmenter.engine.raster_input import RasterInputError
 
     args = build_parser().parse_args(argv)
+    if args.command == "models":
+        from dubai_segmenter.engine.model_catalogue import CatalogueError, DownloadCancelled, DownloadError
+        from dubai_segmenter.engine.model_commands import run_models_command
+
+        try:
+            with _CancelOnSignal() as cancel:
+                return run_models_command(args, cancel)
+        except CatalogueError as error:
+            return _fail(EXIT_BAD_INPUT, str(error))
+        except DownloadCancelled as error:
+            return _fail(EXIT_CANCELLED, str(error))
+        except DownloadError as error:
+            return _fail(EXIT_FAILED, str(error))
     if args.command in ("info", "export-onnx"):
         try:
             return _info(args) if args.command == "info" else _export_onnx(args)
