@@ -54,12 +54,13 @@ bench: setup
 bench-quick: setup
 	$(PY) -m benchmarks --quick
 
-# Training: RECIPE=native|reference, HOURS of training in total (a rerun resumes).
+# Training: RECIPE=native|reference, HOURS of training in total (a rerun resumes),
+# INIT_FROM=model.safetensors to start from a model file's weights.
 RECIPE ?= native
 HOURS ?= 2
 RUN ?= runs/$(RECIPE)
 train: setup
-	$(PY) -m training.train --recipe $(RECIPE) --hours $(HOURS) --out $(RUN)
+	$(PY) -m training.train --recipe $(RECIPE) --hours $(HOURS) --out $(RUN)$(if $(INIT_FROM), --init-from "$(INIT_FROM)")
 
 # Scores a model file on the validation images: make evaluate MODEL=path (default: RUN's model).
 evaluate: setup

@@ -1,7 +1,8 @@
-"""Keras callbacks of a training run: wall-clock budget and schedule, resumable early
+"""Keras callbacks of a training run: step budget and schedule, resumable early
 stopping, checkpoints, learning curves and the allocator settings."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -12,23 +13,12 @@ from training.allocator import keep_freed_memory
 from training.checkpoint import save_checkpoint
 from training.config import Recipe
 from training.plots import learning_curves
+from training.schedule import Cycle
 
 
 def reference_learning_rate(recipe: Recipe, epoch: int) -> float:
     """The reference's schedule: lr * 0.1 ** (epoch / 60), epoch counted from 0."""
     return recipe.learning_rate * 0.1 ** (epoch / 60)
-
-
-def time_cosine_learning_rate(recipe: Recipe, step: int, fraction: float) -> float:
-    """Linear warm-up over the first steps, then a cosine from lr to min_lr over the budget.
-
-    Keyed on the elapsed share of the wall-clock budget rather than on a step count, so the
-    decay ends when the budget does whatever the machine's speed.
-    """
-    if step < recipe.warmup_steps:
-        return recipe.learning_rate * (step + 1) / recipe.warmup_steps
-    cosine = 0.5 * (1 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
-    return recipe.min_learning_rate + (recipe.learning_rate - recipe.min_learning_rate) * cosine
 
 
 class KeepFreedMemory(keras.callbacks.Callback):
@@ -40,47 +30,73 @@ class KeepFreedMemory(keras.callbacks.Callback):
 
 
 class TrainingClock(keras.callbacks.Callback):
-    """Counts steps and training seconds across resumes, stops at the budget, sets the lr.
+    """Counts steps, training seconds and process CPU seconds across resumes, sets the
+    learning rate from the run's step-keyed cycle and stops at its end.
 
-    Adds `learning_rate`, `steps` and `hours` to each epoch's logs (the CSV).
+    An hours budget is converted to the cycle's end step once, at the end of the first
+    epoch of the process, from the time per step measured after the first step (which
+    also traces the graph) with that epoch's validation included. Adds `learning_rate`,
+    `steps` and `hours` to each epoch's logs (the CSV).
     """
 
-    def __init__(self, recipe: Recipe, budget_seconds: float, steps: int = 0, seconds: float = 0.0):
+    def __init__(self, recipe: Recipe, cycle: Cycle, steps: int = 0, seconds: float = 0.0,
+                 cpu_seconds: float = 0.0):
         super().__init__()
-        self.recipe, self.budget = recipe, budget_seconds
-        self.steps, self.seconds_before = steps, seconds
-        self._started = time.monotonic()
+        self.recipe, self.cycle = recipe, cycle
+        self.steps, self.seconds_before, self.cpu_seconds_before = steps, seconds, cpu_seconds
+        self._started, self._cpu_started = time.monotonic(), time.process_time()
+        self._first_step_done: tuple[float, int] | None = None
 
     @property
     def seconds(self) -> float:
         return self.seconds_before + time.monotonic() - self._started
 
+    @property
+    def cpu_seconds(self) -> float:
+        return self.cpu_seconds_before + time.process_time() - self._cpu_started
+
+    @property
+    def finished(self) -> bool:
+        return self.cycle.end is not None and self.steps >= self.cycle.end
+
     def on_train_begin(self, logs=None):
-        self._started = time.monotonic()
+        self._started, self._cpu_started = time.monotonic(), time.process_time()
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.recipe.schedule == "reference_exponential":
             self.model.optimizer.learning_rate.assign(reference_learning_rate(self.recipe, epoch))
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.recipe.schedule == "time_cosine":
-            lr = time_cosine_learning_rate(self.recipe, self.steps, self.seconds / self.budget)
-            self.model.optimizer.learning_rate.assign(lr)
+        if self.recipe.schedule == "step_cosine":
+            self.model.optimizer.learning_rate.assign(self.cycle.learning_rate(self.steps))
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
-        if self.seconds >= self.budget:
+        if self._first_step_done is None:
+            self._first_step_done = (time.monotonic(), self.steps)
+        if self.cycle.end is None and self.seconds >= self.cycle.hours * 3600:
+            self.cycle = dataclasses.replace(self.cycle, end=self.steps)  # hours spent before converting
+        if self.finished:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.cycle.end is None and self._first_step_done is not None:
+            since, first = self._first_step_done
+            made = self.steps - first
+            if made > 0:
+                per_step = (time.monotonic() - since) / made
+                self.cycle = self.cycle.converted(self.steps, self.seconds, per_step)
+                print(f"Budget of {self.cycle.hours:g} h: {per_step:.1f} s per step measured "
+                      f"(validation included), so the run ends at step {self.cycle.end}.", flush=True)
         logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
         logs["steps"] = self.steps
         logs["hours"] = round(self.seconds / 3600, 4)
-        print(f"Epoch {epoch + 1}: {self.steps} steps, {self.seconds / 3600:.2f} of {self.budget / 3600:.2f} h "
-              f"used, learning rate {logs['learning_rate']:.2e}", flush=True)
-        if self.seconds >= self.budget:
+        end = "?" if self.cycle.end is None else self.cycle.end
+        print(f"Epoch {epoch + 1}: step {self.steps} of {end}, {self.seconds / 3600:.2f} h, "
+              f"learning rate {logs['learning_rate']:.2e}", flush=True)
+        if self.finished:
             self.model.stop_training = True
-            print(f"Time budget of {self.budget / 3600:.2f} h reached after {self.steps} steps.", flush=True)
+            print(f"Step budget reached: {self.steps} steps.", flush=True)
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -111,6 +127,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         state = {"epoch": epoch + 1, "steps": self.clock.steps, "seconds": self.clock.seconds,
+                 "cpu_seconds": self.clock.cpu_seconds, "cycle": self.clock.cycle.to_dict(),
                  "best_val_loss": _finite_or_none(self.best.best)}
         if self.stopping is not None:
             state.update(wait=self.stopping.wait, stopping_best=_finite_or_none(self.stopping.best),

@@ -24,6 +24,7 @@ from dubai_segmenter.engine.onnx_file import export_onnx
 from training.config import Recipe
 from training.dataset import NUM_CLASSES
 from training.inputs import INPUT_SCALE
+from training.lineage import run_lineage, total
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_FILE = "model.safetensors"
@@ -48,11 +49,15 @@ def build_network(recipe: Recipe, tile_size: int, encoder_weights: str | None = 
 
 def model_metadata(recipe: Recipe, run: dict[str, Any], metrics: dict[str, Any] | None) -> ModelMetadata:
     """Metadata of the engine's model file for a run (`run` = the run's run.json)."""
+    lineage = run_lineage(run)
     provenance = {
         "dataset": "Humans in the Loop / MBRSC 'Semantic segmentation of aerial imagery' (Dubai), CC0",
         "recipe": recipe.to_dict(),
         "split": run["split"],
         "training": run.get("training", {}),
+        "lineage": lineage,
+        "total_training_hours": total(lineage, "hours"),
+        "total_cpu_hours": total(lineage, "cpu_hours"),
         "validation_metrics": metrics,
         "code_version": code_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -1,11 +1,14 @@
-"""Train the land-cover network on the HITL Dubai dataset within a wall-clock budget.
+"""Train the land-cover network on the HITL Dubai dataset within a step or time budget.
 
     python -m training.train --recipe native --hours 2 --out runs/NAME
+    python -m training.train --recipe native --steps 600 --init-from MODEL.safetensors --out runs/NAME
 
-A run folder holds run.json (recipe, split, budget), checkpoints/ (resumable), best and
-final weights, model_training.csv, learning_curves.png, the exported model.safetensors
-and evaluation/. Running the same command again resumes from the last checkpoint until
-the run's total training time reaches --hours (raise --hours to extend a finished run).
+A run folder holds run.json (recipe, split, budget, starting model), checkpoints/
+(resumable), best and final weights, model_training.csv, learning_curves.png, the exported
+model.safetensors and evaluation/. Running the same command again resumes from the last
+checkpoint until the run's step budget is spent; a larger budget extends a finished run
+with a new warm-up + cosine cycle (training.schedule). --init-from starts from a model
+file's weights (training.lineage).
 
 At the end BatchNorm statistics are re-estimated with the final weights (training.batchnorm),
 the model file is written, evaluated with the engine's sliding window, and written again
@@ -24,21 +27,26 @@ import keras
 import numpy as np
 
 from training.batchnorm import mode_agreement, recalibrate_batchnorm
+from dubai_segmenter.engine.model_file import ModelFileError
+from dubai_segmenter.engine.onnx_file import file_sha256
 from training.callbacks import KeepFreedMemory, ResumableEarlyStopping, RunCheckpoint, TrainingClock
 from training.checkpoint import latest_checkpoint, load_checkpoint
 from training.config import RECIPES, Recipe, get_recipe
 from training.dataset import class_frequencies, data_dir, describe_split, list_samples, load_sample, reference_split
 from training.export import FINAL_WEIGHTS, MODEL_FILE, build_network, export_model, summary_metrics
 from training.inputs import calibration_batches, training_data, validation_data
+from training.lineage import init_record, load_initial_weights, total
 from training.losses import build_loss
 from training.metrics import training_metrics
+from training.schedule import plan_cycle
 
 BEST_WEIGHTS = "best.weights.h5"
 
 
-def start_or_resume(run_dir: Path, recipe: Recipe, hours: float, data_root: Path,
-                    encoder_weights: str | None) -> dict[str, Any]:
-    """run.json of the run: written for a new run, checked (same recipe) and updated on resume."""
+def start_or_resume(run_dir: Path, recipe: Recipe, budget: dict[str, Any], data_root: Path,
+                    encoder_weights: str | None, init_from: Path | None = None) -> dict[str, Any]:
+    """run.json of the run: written for a new run, checked (same recipe, same starting model)
+    and updated on resume."""
     path = run_dir / "run.json"
     train, validation = reference_split(list_samples(data_root))
     if path.is_file():
@@ -46,13 +54,21 @@ def start_or_resume(run_dir: Path, recipe: Recipe, hours: float, data_root: Path
         if run["recipe"] != recipe.to_dict():
             raise SystemExit(f"{run_dir} holds a run of another recipe ({run['recipe']['name']}); "
                              "choose another --out or the same recipe")
+        if init_from is not None and file_sha256(init_from) != (run.get("init_from") or {}).get("sha256"):
+            raise SystemExit(f"{run_dir} was not started from {init_from}; resume it without --init-from "
+                             "or choose another --out")
     else:
         frequencies = class_frequencies([load_sample(s)[1] for s in train])
-        run = {"recipe": recipe.to_dict(), "split": describe_split(train, validation),
+        run = {"name": run_dir.name, "recipe": recipe.to_dict(), "split": describe_split(train, validation),
                "data_dir": str(data_root), "encoder_weights": encoder_weights or "random initialisation",
                "class_frequencies": [round(float(f), 6) for f in frequencies],
                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    run["hours"] = hours
+        if init_from is not None:
+            try:
+                run["init_from"] = init_record(init_from, recipe)
+            except (ValueError, ModelFileError) as exc:
+                raise SystemExit(f"--init-from: {exc}") from None
+    run["budget"] = budget
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(run, indent=1))
     return run
@@ -65,14 +81,23 @@ def compile_network(recipe: Recipe, frequencies: np.ndarray, encoder_weights: st
     return model
 
 
-def fit(model: keras.Model, recipe: Recipe, run_dir: Path, budget_seconds: float, train, validation) -> dict:
-    """Resume from the last checkpoint (if any) and fit until the budget, early stop or max epochs."""
-    state = {"epoch": 0, "steps": 0, "seconds": 0.0, "best_val_loss": None}
+def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, train, validation) -> dict:
+    """Resume from the last checkpoint (or start from the run's model file, if any) and fit
+    until the step budget, early stop or max epochs."""
+    state = {"epoch": 0, "steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "best_val_loss": None}
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model)
-        print(f"Resuming {run_dir} at epoch {state['epoch']} ({state['seconds'] / 3600:.2f} h trained).", flush=True)
-    clock = TrainingClock(recipe, budget_seconds, state["steps"], state["seconds"])
+        print(f"Resuming {run_dir} at epoch {state['epoch']} ({state['steps']} steps, "
+              f"{state['seconds'] / 3600:.2f} h trained).", flush=True)
+    elif run.get("init_from"):
+        load_initial_weights(model, Path(run["init_from"]["path"]), recipe)
+        lineage = run["init_from"]["lineage"]
+        print(f"Starting from {run['init_from']['path']} ({len(lineage)} earlier run(s), "
+              f"{total(lineage, 'hours')} h), fresh optimizer.", flush=True)
+    cycle = plan_cycle(recipe, state, run["budget"].get("steps"), run["budget"].get("hours"),
+                       init_from=bool(run.get("init_from")))
+    clock = TrainingClock(recipe, cycle, state["steps"], state["seconds"], state.get("cpu_seconds", 0.0))
     best = keras.callbacks.ModelCheckpoint(str(run_dir / BEST_WEIGHTS), monitor="val_loss", save_best_only=True,
                                            save_weights_only=True, initial_value_threshold=state["best_val_loss"])
     stopping = None
@@ -83,11 +108,12 @@ def fit(model: keras.Model, recipe: Recipe, run_dir: Path, budget_seconds: float
                  keras.callbacks.CSVLogger(str(run_dir / "model_training.csv"), append=True),
                  RunCheckpoint(run_dir, clock, best, stopping)]
     stopped_early = stopping is not None and stopping.wait >= stopping.patience
-    if clock.seconds < budget_seconds and state["epoch"] < recipe.max_epochs and not stopped_early:
+    if not clock.finished and state["epoch"] < recipe.max_epochs and not stopped_early:
         model.fit(train, validation_data=validation, epochs=recipe.max_epochs, initial_epoch=state["epoch"],
                   steps_per_epoch=recipe.steps_per_epoch, callbacks=callbacks, shuffle=False,
                   verbose=1 if sys.stdout.isatty() else 2)
     return {"steps": clock.steps, "hours": round(clock.seconds / 3600, 3),
+            "cpu_hours": round(clock.cpu_seconds / 3600, 3), "cycle": clock.cycle.to_dict(),
             "epochs": len(_csv_rows(run_dir / "model_training.csv"))}
 
 
@@ -117,11 +143,16 @@ def finish(model: keras.Model, recipe: Recipe, run: dict, run_dir: Path, data_ro
     return path
 
 
-def train(recipe: Recipe, run_dir: Path, hours: float, data_root: Path | None = None,
-          encoder_weights: str | None = None, evaluate: bool = True) -> Path:
-    """Train (or resume) a run and export its model file; returns the model file's path."""
+def train(recipe: Recipe, run_dir: Path, hours: float | None = None, data_root: Path | None = None,
+          encoder_weights: str | None = None, evaluate: bool = True, steps: int | None = None,
+          init_from: Path | None = None) -> Path:
+    """Train (or resume) a run for a budget of `hours` or `steps` in total and export its
+    model file; returns the model file's path."""
+    if (hours is None) == (steps is None):
+        raise ValueError("give exactly one budget: hours or steps")
     run_dir, data_root = Path(run_dir), Path(data_root) if data_root else data_dir()
-    run = start_or_resume(run_dir, recipe, hours, data_root, encoder_weights)
+    budget = {"hours": hours} if hours is not None else {"steps": steps}
+    run = start_or_resume(run_dir, recipe, budget, data_root, encoder_weights, init_from)
     keras.utils.set_random_seed(recipe.seed)
     model = compile_network(recipe, np.array(run["class_frequencies"]), encoder_weights)
     train_samples, validation_samples = reference_split(list_samples(data_root))
@@ -129,11 +160,15 @@ def train(recipe: Recipe, run_dir: Path, hours: float, data_root: Path | None = 
     seed = recipe.seed + (json.loads((checkpoint / "state.json").read_text())["steps"] if checkpoint else 0)
     print(f"Recipe {recipe.name}: {len(train_samples)} training / {len(validation_samples)} validation images "
           f"from {data_root}, {recipe.image_size}-pixel inputs ({recipe.input_mode}), batch {recipe.batch_size}, "
-          f"budget {hours:g} h; run folder {run_dir}", flush=True)
-    run["training"] = fit(model, recipe, run_dir, hours * 3600,
+          f"budget {_describe(budget)}; run folder {run_dir}", flush=True)
+    run["training"] = fit(model, recipe, run, run_dir,
                           training_data(recipe, train_samples, run_dir, seed),
                           validation_data(recipe, validation_samples))
     return finish(model, recipe, run, run_dir, data_root, evaluate)
+
+
+def _describe(budget: dict[str, Any]) -> str:
+    return f"{budget['hours']:g} h" if "hours" in budget else f"{budget['steps']} steps"
 
 
 def _csv_rows(path: Path) -> list[str]:
@@ -153,8 +188,14 @@ def _knob(text: str) -> tuple[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="native")
-    parser.add_argument("--hours", type=float, required=True,
-                        help="total training time of the run, resumes included")
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--steps", type=int, help="total optimizer steps of the run, resumes included")
+    budget.add_argument("--hours", type=float,
+                        help="total training time of the run, resumes included; converted once to a "
+                             "step budget from the step time measured over the first epoch")
+    parser.add_argument("--init-from", type=Path, metavar="MODEL.safetensors",
+                        help="start from this model file's weights (same architecture and classes as "
+                             "the recipe), with a fresh optimizer and a short warm-up")
     parser.add_argument("--out", type=Path, required=True, help="run folder (runs/NAME); resumed if it exists")
     parser.add_argument("--data", type=Path, help="dataset folder (default: $DATA_DIR or ../shared/data/hitl-dubai)")
     parser.add_argument("--weights", help="local ImageNet weights file for the InceptionResNetV2 encoder "
@@ -164,14 +205,17 @@ def main(argv: list[str] | None = None) -> None:
                              "--set 'architecture_params={\"decoder_filters\": [256, 128, 64, 32]}'")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the final sliding-window evaluation")
     args = parser.parse_args(argv)
-    if args.hours <= 0:
-        parser.error("--hours must be positive")
+    if (args.hours if args.hours is not None else args.steps) <= 0:
+        parser.error("the budget (--hours or --steps) must be positive")
     recipe = get_recipe(args.recipe)
     try:
         recipe = recipe.with_overrides(**dict(_knob(text) for text in args.set))
     except (TypeError, ValueError) as exc:
         parser.error(f"--set: {exc}")
-    path = train(recipe, args.out, args.hours, args.data, args.weights, not args.no_evaluate)
+    if args.init_from is not None and not args.init_from.is_file():
+        parser.error(f"--init-from: {args.init_from} does not exist")
+    path = train(recipe, args.out, args.hours, args.data, args.weights, not args.no_evaluate, args.steps,
+                 args.init_from)
     print(f"Model file: {path}")
 
 

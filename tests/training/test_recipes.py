@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.callbacks import reference_learning_rate, time_cosine_learning_rate
+from training.callbacks import reference_learning_rate
 from training.config import NATIVE, REFERENCE, Recipe, get_recipe
 from training.train import _knob
 
@@ -27,14 +27,6 @@ def test_reference_schedule():
     assert reference_learning_rate(REFERENCE, 0) == pytest.approx(1e-4)
     assert reference_learning_rate(REFERENCE, 60) == pytest.approx(1e-5)
     assert reference_learning_rate(REFERENCE, 30) == pytest.approx(1e-4 * 10 ** -0.5)
-
-
-def test_time_cosine_schedule():
-    r = NATIVE.with_overrides(learning_rate=1e-3, min_learning_rate=1e-5, warmup_steps=10)
-    assert time_cosine_learning_rate(r, 0, 0.0) == pytest.approx(1e-4)          # warm-up 1/10
-    assert time_cosine_learning_rate(r, 10, 0.0) == pytest.approx(1e-3)
-    assert time_cosine_learning_rate(r, 500, 0.5) == pytest.approx(1e-5 + (1e-3 - 1e-5) / 2)
-    assert time_cosine_learning_rate(r, 900, 1.2) == pytest.approx(1e-5)        # past the budget
 
 
 def test_command_line_knobs():

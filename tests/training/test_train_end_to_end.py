@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from dubai_segmenter.engine.model_file import read_metadata
+from dubai_segmenter.engine.model_file import load_keras_model, read_metadata
+from dubai_segmenter.engine.onnx_file import file_sha256
 from dubai_segmenter.engine.predictors import open_predictor
 from dubai_segmenter.engine.segment import segment_array
 from tests.training.helpers import write_synthetic_dataset
@@ -16,7 +17,8 @@ from training.config import NATIVE, REFERENCE
 from training.dataset import list_samples, load_sample, reference_split
 from training.export import export_run
 from training.metrics import confusion_matrix, scores
-from training.train import main, train
+from training.lineage import load_initial_weights
+from training.train import compile_network, main, train
 
 TINY = dict(architecture="unet_small", architecture_params={"filters": [8, 16]}, batch_size=4,
             tile_size=64, overlap=16, bn_recalibration_batches=4)
@@ -103,3 +105,37 @@ def test_command_line_refuses_a_run_folder_of_another_recipe(data, tmp_path, mon
     monkeypatch.setenv("DATA_DIR", str(data))
     with pytest.raises(SystemExit, match="another recipe"):
         main(["--recipe", "native", "--hours", "1", "--out", str(tmp_path / "run")])
+
+
+def test_init_from_a_model_file_continues_its_weights_and_records_the_lineage(data, tmp_path, monkeypatch):
+    recipe = NATIVE.with_overrides(**TINY, image_size=32, steps_per_epoch=2, max_epochs=100, warmup_steps=2,
+                                   validation_crops_per_image=2, restart_warmup_steps=2)
+    first = train(recipe, tmp_path / "first", steps=2, data_root=data, evaluate=False)
+
+    # The weights come from the file, through the engine's loader, into the training network.
+    network = compile_network(recipe, np.full(6, 1 / 6), None)
+    load_initial_weights(network, first, recipe)
+    crop = load_sample(list_samples(data)[0])[0][None, :32, :32].astype(np.float32) / 255
+    np.testing.assert_allclose(np.asarray(network(crop, training=False)),
+                               np.asarray(load_keras_model(first, 32)(crop, training=False)), atol=1e-6)
+
+    second = train(recipe, tmp_path / "second", steps=4, data_root=data, evaluate=False, init_from=first)
+    run = json.loads((tmp_path / "second" / "run.json").read_text())
+    assert run["init_from"]["sha256"] == file_sha256(first)
+    assert run["training"]["steps"] == 4
+    # A fresh cycle with the restart warm-up from step 0 of this run.
+    assert run["training"]["cycle"] == {"start": 0, "end": 4, "warmup": 2, "peak": recipe.restart_learning_rate,
+                                        "floor": recipe.min_learning_rate, "hours": None}
+    provenance = read_metadata(second).provenance
+    lineage = provenance["lineage"]
+    assert [entry.get("run") for entry in lineage] == ["first", "second"]
+    assert [entry["steps"] for entry in lineage] == [2, 4]
+    assert lineage[1]["init_from_sha256"] == file_sha256(first)
+    assert provenance["total_training_hours"] == pytest.approx(sum(e["hours"] for e in lineage), abs=1e-3)
+    assert provenance["total_cpu_hours"] > 0
+
+    # A model of another architecture is refused with a message naming both.
+    monkeypatch.setenv("DATA_DIR", str(data))
+    with pytest.raises(SystemExit, match="its network is unet_small .* builds unet_inception_resnet_v2"):
+        main(["--recipe", "native", "--steps", "1", "--out", str(tmp_path / "third"), "--init-from", str(first)])
+    assert not (tmp_path / "third" / "checkpoints").exists()
