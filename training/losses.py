@@ -15,13 +15,19 @@ from training.dataset import IGNORE, REAL_CLASS_IDS
 from training.metrics import masked_one_hot
 
 
-def class_weights(frequencies: np.ndarray, power: float) -> np.ndarray:
+def class_weights(frequencies: np.ndarray, power: float, capped: tuple[int, ...] = ()) -> np.ndarray:
     """frequency ** -power, scaled so an average annotated pixel weighs 1 (loss stays CE-sized).
 
-    Classes that never occur get weight 0 (nothing to learn from them).
+    Classes that never occur get weight 0 (nothing to learn from them). Classes in `capped`
+    weigh at most the lightest other class: 'Unlabeled' (0.6 % of the pixels) would
+    otherwise weigh nine times land, although the metrics leave it out, so every real pixel
+    the weight pushes towards 'Unlabeled' is a miss.
     """
     frequencies = np.asarray(frequencies, dtype=np.float64)
     weights = np.where(frequencies > 0, np.maximum(frequencies, 1e-12) ** -power, 0.0)
+    others = [w for i, w in enumerate(weights) if i not in capped and w > 0]
+    for index in capped:
+        weights[index] = min(weights[index], min(others, default=weights[index]))
     return (weights / max(float((weights * frequencies).sum()), 1e-12)).astype(np.float32)
 
 
@@ -56,7 +62,8 @@ def build_loss(recipe: Recipe, frequencies: np.ndarray):
     if recipe.loss == "crossentropy":
         return masked_crossentropy()
     if recipe.loss == "weighted_crossentropy_dice":
-        crossentropy = masked_crossentropy(class_weights(frequencies, recipe.class_weight_power))
+        unlabeled = tuple(i for i in range(len(frequencies)) if i not in REAL_CLASS_IDS)
+        crossentropy = masked_crossentropy(class_weights(frequencies, recipe.class_weight_power, unlabeled))
 
         def weighted_crossentropy_dice(y_true, y_pred):
             return crossentropy(y_true, y_pred) + recipe.dice_weight * mean_class_dice_loss(y_true, y_pred)

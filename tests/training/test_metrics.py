@@ -82,6 +82,16 @@ def test_class_weights_keep_an_average_pixel_at_one():
     assert class_weights(np.array([0.5, 0.5, 0.0]), 0.5)[2] == 0.0
 
 
+def test_the_unlabeled_class_weighs_no_more_than_land():
+    """Real shares (v1's run.json): uncapped, 'Unlabeled' (id 5) would weigh 9x land."""
+    frequencies = np.array([0.137, 0.497, 0.096, 0.121, 0.143, 0.006])
+    assert class_weights(frequencies, 0.5)[5] / class_weights(frequencies, 0.5)[1] > 9
+    weights = class_weights(frequencies, 0.5, capped=(5,))
+    assert weights[5] == pytest.approx(weights[1]) and weights[1] == weights.min()
+    assert float((weights * frequencies).sum()) == pytest.approx(1.0, rel=1e-5)
+    assert weights[2] / weights[1] == pytest.approx(np.sqrt(0.497 / 0.096), rel=1e-5)  # others unchanged
+
+
 def test_dice_loss_is_zero_for_a_perfect_answer_and_ignores_black():
     labels = np.array([[[0, 1, 2, 3, 4, IGNORE]]], dtype=np.uint8)
     perfect = np.eye(6, dtype=np.float32)[[0, 1, 2, 3, 4, 0]][None, None]
