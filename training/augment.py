@@ -16,6 +16,7 @@ from pathlib import Path
 
 import albumentations as A
 import cv2
+import numpy as np
 
 from training.config import Recipe
 from training.dataset import Sample, colorize, load_sample, write_rgb
@@ -44,7 +45,8 @@ def native_pipeline(crop: int, seed: int | None = None) -> A.Compose:
     """Online random crops at the image's own resolution, with the reference's transform family.
 
     The crop is cut with room for any rotation (crop * sqrt 2) and centre-cropped after
-    rotating, so no reflected border enters the crop. Unlike the reference every transform
+    rotating, so the rotation brings in no reflected corners. Images must be padded with
+    `pad_for_native_crops` first, or pixels near the borders are rarely drawn. Unlike the reference every transform
     is optional (p < 1): the sliding window shows the model upright, undistorted imagery
     too, and no scaling transform is used, so ground scale stays that of the raster.
     """
@@ -62,6 +64,27 @@ def native_pipeline(crop: int, seed: int | None = None) -> A.Compose:
             A.OpticalDistortion(distort_limit=0.5, border_mode=_REFLECT, p=0.5),
         ], p=0.3),
     ], p=1.0, seed=seed)
+
+
+def native_border(crop: int) -> int:
+    """Reflected border added around each training image for `native_pipeline(crop)`.
+
+    The pipeline keeps the centre `crop` of a random `outer` window. With a border of half
+    the outer margin plus half a crop, the kept square's corner ranges over
+    [-crop/2, size - crop/2) of the image, so, counting a border pixel's mirror image as a
+    draw of that pixel, every pixel is drawn about equally often (without it, pixels within
+    about a quarter-crop of an edge were drawn at under half the rate, the outermost
+    (outer - crop) / 2 never in an unrotated crop).
+    """
+    return (math.ceil(crop * math.sqrt(2)) - crop) // 2 + crop // 2
+
+
+def pad_for_native_crops(image: np.ndarray, labels: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """`image` and `labels` with the reflected border of `native_border(crop)` on every side
+    (BORDER_REFLECT repeats the edge pixel, so it is drawn as often as its neighbours)."""
+    border = native_border(crop)
+    sides = dict(top=border, bottom=border, left=border, right=border, borderType=cv2.BORDER_REFLECT)
+    return cv2.copyMakeBorder(image, **sides), cv2.copyMakeBorder(labels, **sides)
 
 
 def make_offline_copies(train: list[Sample], out_dir: Path, recipe: Recipe) -> list[Sample]:

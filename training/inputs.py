@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from training.augment import make_offline_copies, native_pipeline
+from training.augment import make_offline_copies, native_pipeline, pad_for_native_crops
 from training.config import Recipe
 from training.dataset import Sample, load_sample
 
@@ -72,12 +72,15 @@ def random_crops(pairs: list[tuple[np.ndarray, np.ndarray]], recipe: Recipe, see
                  augment: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless augmented native-resolution crops; images drawn in proportion to their area.
 
-    Area-proportional drawing makes every training pixel equally likely, as the pooled
-    validation metrics weigh them; consecutive crops come from any tile, so batches mix.
+    Area-proportional drawing and reflect-padded images (augment.native_border) make every
+    training pixel about equally likely, as the pooled validation metrics weigh them;
+    consecutive crops come from any tile, so batches mix.
     """
     rng = np.random.default_rng(seed)
     areas = np.array([lab.size for _, lab in pairs], dtype=np.float64)
     pipeline = native_pipeline(recipe.image_size, seed=seed) if augment else None
+    if pipeline is not None:  # reflect-padded, so border pixels are drawn as often as the rest
+        pairs = [pad_for_native_crops(image, labels, recipe.image_size) for image, labels in pairs]
     while True:
         image, labels = pairs[rng.choice(len(pairs), p=areas / areas.sum())]
         if pipeline is None:

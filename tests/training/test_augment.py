@@ -7,8 +7,9 @@ from scipy import ndimage
 
 from tests.training.helpers import block_labels, write_synthetic_dataset
 from training.augment import make_offline_copies, native_pipeline, reference_pipeline
-from training.config import REFERENCE
+from training.config import NATIVE, REFERENCE
 from training.dataset import IGNORE, list_samples, load_sample, reference_split
+from training.inputs import random_crops
 
 #: Classes 0, 1, 2 are painted with a dominant red, green or blue; unannotated pixels grey.
 #: Brightness, contrast and CLAHE keep which channel dominates (and grey stays grey), so the
@@ -81,3 +82,29 @@ def test_offline_copies_are_written_once_in_the_dataset_layout(tmp_path):
     stamp = copies[0].image_path.stat().st_mtime_ns
     again = make_offline_copies(train, tmp_path / "augmented", recipe)
     assert again == copies and copies[0].image_path.stat().st_mtime_ns == stamp
+
+
+def _draw_rates(pairs, crop: int, count: int) -> np.ndarray:
+    """How often each pixel of the first image appears in `count` native crops, over the
+    uniform rate (its mask holds each pixel's index, so mirrored pixels count as themselves)."""
+    recipe = NATIVE.with_overrides(image_size=crop)
+    drawn = np.zeros(pairs[0][1].size, dtype=np.int64)
+    crops = random_crops(pairs, recipe, seed=3)
+    for _ in range(count):
+        drawn += np.bincount(next(crops)[1].ravel(), minlength=drawn.size)
+    return drawn / (count * crop * crop / drawn.size)
+
+
+def test_native_crops_draw_every_pixel_about_equally_often():
+    height, width, crop = 72, 88, 32
+    index = np.arange(height * width, dtype=np.uint16).reshape(height, width)
+    image = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    rates = _draw_rates([(image, index)], crop, 3000)
+    assert rates.min() > 0.6 and rates.max() < 1.5, (rates.min(), rates.max())
+    # Without the reflected border (the pipeline alone) the outermost pixels are never drawn
+    # in an unrotated crop and the edges come out far below the uniform rate.
+    unpadded = np.zeros_like(rates)
+    pipeline = native_pipeline(crop, seed=3)
+    for _ in range(3000):
+        unpadded += np.bincount(pipeline(image=image, mask=index)["mask"].ravel(), minlength=rates.size)
+    assert (unpadded / (3000 * crop * crop / rates.size)).min() < 0.2
