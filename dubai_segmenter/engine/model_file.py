@@ -29,9 +29,9 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from dubai_segmenter.engine.architectures import ARCHITECTURES, check_tile_size, resolve_params
 from dubai_segmenter.engine.atomic_file import written_atomically
 from dubai_segmenter.engine.classes import ClassInfo
+from dubai_segmenter.engine.metadata_checks import MetadataError, check_metadata, weight_count
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
@@ -64,33 +64,16 @@ class ModelMetadata:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ModelFileError naming the first field that cannot be right."""
-        if self.architecture not in ARCHITECTURES:
-            raise ModelFileError(
-                f"unknown architecture {self.architecture!r} (known: {', '.join(ARCHITECTURES)}); "
-                "the model was probably made by a newer version of dubai_segmenter: update it"
-            )
+        """Raise ModelFileError naming the first field that cannot be right (``metadata_checks``).
+
+        Checked in the JSON form, so what is checked is exactly what a file would hold.
+        """
         try:
-            resolve_params(self.architecture, self.architecture_params)
-            check_tile_size(self.architecture, self.tile_size, self.architecture_params)
-        except ValueError as exc:
-            raise ModelFileError(f"model metadata: {exc}") from exc
-        ids = [c.id for c in self.classes]
-        if len(ids) < 2 or ids != list(range(len(ids))):
-            raise ModelFileError(f"model metadata: class ids must be 0..C-1 in order (C >= 2), got {ids}")
-        for c in self.classes:
-            if len(c.color) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in c.color):
-                raise ModelFileError(f"model metadata: class {c.name!r} colour {c.color} is not 3 values 0..255")
-        if self.input_bands < 1:
-            raise ModelFileError(f"model metadata: input_bands must be >= 1, got {self.input_bands}")
-        if not self.input_scale > 0:
-            raise ModelFileError(f"model metadata: input_scale must be > 0, got {self.input_scale}")
-        if not 0 <= self.overlap < self.tile_size // 2:
-            raise ModelFileError(
-                f"model metadata: overlap {self.overlap} must be >= 0 and less than half the tile ({self.tile_size})"
-            )
-        if self.resolution is not None and not self.resolution > 0:
-            raise ModelFileError(f"model metadata: resolution must be > 0 or None, got {self.resolution}")
+            check_metadata(json.loads(self.to_json()))
+        except MetadataError as exc:
+            raise ModelFileError(str(exc)) from None
+        except (TypeError, ValueError) as exc:  # not representable as JSON at all
+            raise ModelFileError(f"model metadata cannot be stored: {exc}") from None
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -98,15 +81,19 @@ class ModelMetadata:
         return json.dumps(data, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelMetadata":
+    def from_json(cls, text: str, source: str | os.PathLike | None = None) -> "ModelMetadata":
+        """Metadata from its JSON text, every field checked first; errors name ``source`` (the file)."""
+        where = f"{source}: " if source is not None else ""
         try:
             data = json.loads(text)
-            classes = tuple(ClassInfo(int(c["id"]), str(c["name"]), tuple(c["color"])) for c in data.pop("classes"))
-            return cls(classes=classes, **data)
-        except ModelFileError:
-            raise
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise ModelFileError(f"model metadata is not valid: {exc}") from exc
+        except (ValueError, TypeError) as exc:
+            raise ModelFileError(f"{where}model metadata is not valid JSON ({exc}); the file is damaged") from None
+        try:
+            check_metadata(data)
+        except MetadataError as exc:
+            raise ModelFileError(f"{where}{exc}") from None
+        classes = tuple(ClassInfo(c["id"], c["name"], tuple(c["color"])) for c in data.pop("classes"))
+        return cls(classes=classes, **data)
 
 
 def save_model(path: str | os.PathLike, model: "keras.Model", metadata: ModelMetadata) -> None:
@@ -163,7 +150,25 @@ def _metadata_from(handle: Any, path: str | os.PathLike) -> ModelMetadata:
         )
     if "metadata" not in header:
         raise ModelFileError(f"{path} has no model metadata; the file is damaged")
-    return ModelMetadata.from_json(header["metadata"])
+    metadata = ModelMetadata.from_json(header["metadata"], path)
+    _check_weight_total(handle, metadata, path)
+    return metadata
+
+
+def _check_weight_total(handle: Any, metadata: ModelMetadata, path: str | os.PathLike) -> None:
+    """The stored weight values must add up to what the claimed network needs (header only).
+
+    So a crafted file can never make the engine build a bigger network than the weights it
+    carries, and a mismatch is refused before TensorFlow is even imported.
+    """
+    stored = sum(int(np.prod(handle.get_slice(k).get_shape(), dtype=np.int64)) for k in handle.keys())
+    needed = weight_count(metadata.architecture, metadata.architecture_params, len(metadata.classes), metadata.input_bands)
+    if stored != needed:
+        raise ModelFileError(
+            f"{path}: holds {stored:,} weight values but a {metadata.architecture} with this metadata "
+            f"needs {needed:,}; the metadata does not match the weights (field architecture_params, "
+            "classes or input_bands is wrong, or the file is damaged)"
+        )
 
 
 def read_metadata(path: str | os.PathLike) -> ModelMetadata:

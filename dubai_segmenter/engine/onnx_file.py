@@ -97,7 +97,7 @@ def read_onnx_metadata(session: Any, path: str | os.PathLike) -> tuple[ModelMeta
             f"{path}: export format version {version!r} is not one this dubai_segmenter reads "
             f"(up to {FORMAT_VERSION}): update dubai_segmenter"
         )
-    metadata = ModelMetadata.from_json(props["metadata"])
+    metadata = ModelMetadata.from_json(props["metadata"], path)
     shape = session.get_inputs()[0].shape
     if len(shape) != 4 or shape[1] != metadata.input_bands or shape[2] != shape[3] or not isinstance(shape[2], int):
         raise ModelFileError(f"{path}: input shape {shape} is not (N, {metadata.input_bands}, tile, tile)")
