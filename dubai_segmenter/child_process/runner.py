@@ -7,16 +7,16 @@ temporary files. This module is the parent's half of that protocol.
 """
 from __future__ import annotations
 
-import glob
 import os
 import queue
 import subprocess
 import threading
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from ..engine.output_claim import claim_path, read_claim
+from ..engine.temporary_names import remove, temporaries_of
 from .interpreter import PLUGIN_DIR
 
 EXIT_OK = 0
@@ -88,37 +88,37 @@ def _pump(stream, name: str, lines: "queue.Queue[tuple[str, str | None]]") -> No
     lines.put((name, None))
 
 
-_SIDECAR_SUFFIXES = ("", ".aux.xml", "-wal", "-shm", "-journal")
+#: Files GDAL and SQLite keep beside an output (a published raster's legend, a GeoPackage's journal).
+_SIDECAR_SUFFIXES = (".aux.xml", "-wal", "-shm", "-journal")
 
 
-def _files_of(output: Path) -> set[Path]:
-    """The output, its GDAL/SQLite companions and the engine's hidden temporaries for it.
+def _files_of(output: Path, pid: int) -> list[Path]:
+    """What engine process ``pid`` leaves of ``output`` when it is killed, and nothing else.
 
-    The engine writes ``.<name>.<random>.partial`` next to the final file and renames it
-    when complete; it removes it on a clean cancel, but not if it had to be killed.
+    Its temporaries (files and the --resolution scratch folder, named with its process id
+    by ``engine.temporary_names``, including the GeoPackage's and the companions GDAL and
+    SQLite add to them) and, if it died holding the output's claim (``engine.output_claim``)
+    after publishing, the output it published (a file at the path that was not there when it
+    took the claim) with its sidecars, and the claim file itself. Files of any other run,
+    finished or live, are never among them.
     """
-    found = {output.with_name(output.name + suffix) for suffix in _SIDECAR_SUFFIXES}
-    if output.parent.is_dir():
-        found.update(output.parent.glob(f".{glob.escape(output.name)}.*"))
-    return {path for path in found if path.exists()}
+    found = temporaries_of(output, pid)
+    claim = read_claim(output)
+    if claim is not None and claim["pid"] == pid:
+        try:
+            published = output.stat().st_ino != claim.get("inode")
+        except OSError:
+            published = False
+        if published:
+            found += [output] + [output.with_name(output.name + suffix) for suffix in _SIDECAR_SUFFIXES]
+        found.append(claim_path(output))
+    return [path for path in found if path.exists() or path.is_symlink()]
 
 
-@dataclass
-class _OutputGuard:
-    """Remembers which output files existed before a run, to remove only new ones after."""
-
-    outputs: list[Path]
-    existing: set[Path]
-
-    @classmethod
-    def before(cls, outputs: Iterable[str | os.PathLike]) -> "_OutputGuard":
-        paths = [Path(output) for output in outputs]
-        return cls(paths, set().union(*(_files_of(path) for path in paths)))
-
-    def remove_new_files(self) -> None:
-        for path in self.outputs:
-            for leftover in _files_of(path) - self.existing:
-                leftover.unlink(missing_ok=True)
+def _remove_files_of(outputs: Iterable[str | os.PathLike], pid: int) -> None:
+    for output in outputs:
+        for leftover in _files_of(Path(output), pid):
+            remove(leftover)
 
 
 def _stop(process: subprocess.Popen, grace: float) -> None:
@@ -167,12 +167,12 @@ def run_engine(
     times a second and True stops the engine (SIGTERM, then SIGKILL after
     ``grace_seconds``) and raises EngineCancelled; ``log`` gets stderr lines as they come
     (and the other stdout lines too with ``log_stdout``, for chatty tools such as pip).
-    ``outputs`` are the final paths the run writes: after a failure or a cancel any of
-    them (or their sidecar files) that did not exist before the run are removed, so a
-    stopped run never leaves a file that looks finished, even if the engine was killed.
+    ``outputs`` are the final paths the run writes: after a failure or a cancel the files
+    this engine process left of them are removed (``_files_of``), so a stopped run never
+    leaves a file that looks finished, even if the engine was killed, and never removes a
+    file of another run.
     Raises EngineInputError (exit code 2) or EngineError with the engine's ERROR message.
     """
-    created = _OutputGuard.before(outputs)
     try:
         process = subprocess.Popen(
             [python, *arguments],
@@ -227,15 +227,15 @@ def run_engine(
     except BaseException:
         # The caller's callback raised (or we were interrupted): never leave the child running.
         _stop(process, grace_seconds)
-        created.remove_new_files()
+        _remove_files_of(outputs, process.pid)
         raise
     exit_code = process.wait()
     for reader in readers:
         reader.join(timeout=1.0)
     if cancelled or exit_code == EXIT_CANCELLED:
-        created.remove_new_files()
+        _remove_files_of(outputs, process.pid)
         raise EngineCancelled("cancelled: the engine was stopped and no output was written")
     if exit_code != EXIT_OK:
-        created.remove_new_files()
+        _remove_files_of(outputs, process.pid)
         raise _failure(exit_code, list(stderr_tail))
     return stdout

@@ -2,8 +2,10 @@
 
 A failed or interrupted write must not leave a file at the final path that looks finished
 (an analyst would load it). Written under a hidden name beside the target (same file
-system, so the rename is atomic) with normal permissions, unlike ``tempfile.mkstemp``'s
-0600, which would survive the rename.
+system, so the rename is atomic; named by ``temporary_names`` so a killed writer's
+leftover is recognised) and given the umask's mode before the rename: some writers
+(safetensors) create their file private (0600), and a shared model must be readable by
+colleagues like every other file the engine writes.
 """
 from __future__ import annotations
 
@@ -12,14 +14,24 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from dubai_segmenter.engine.temporary_names import temporary_path
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it; set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 @contextlib.contextmanager
 def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; it becomes ``path`` on success and is removed on failure."""
     target = Path(path)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary = temporary_path(target, suffix=target.suffix)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)

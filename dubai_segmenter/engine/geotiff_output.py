@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +24,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from dubai_segmenter.engine.classes import NODATA_CLASS, ClassInfo
+from dubai_segmenter.engine.temporary_names import create_temporary_file
 
 BLOCK_SIZE = 512
 #: Overviews are added (x2, x4 ...) until the coarsest is at most this many pixels across.
@@ -48,9 +48,7 @@ def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | N
     if not folder.is_dir():
         raise OutputPathError(f"output folder {folder} does not exist; create it first")
     try:  # the only sure test (permissions, read-only disks, ACLs): create a file there
-        handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(handle)
-        os.unlink(probe)
+        create_temporary_file(folder / "write-test").unlink()
     except OSError as error:
         raise OutputPathError(
             f"cannot write to folder {folder} ({error.strerror}); choose another output path"
@@ -60,12 +58,6 @@ def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | N
     if input_path is not None and path.resolve() == Path(input_path).resolve():
         raise OutputPathError(f"output {path} is the input raster; the input is never overwritten, choose another path")
     return path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def overview_factors(width: int, height: int) -> list[int]:
@@ -102,10 +94,7 @@ class ClassifiedRasterWriter:
         self._overviews = overviews
         self.classes = tuple(classes)
         self.width, self.height = width, height
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial")
-        os.close(handle)
-        self._temporary = Path(temporary)
-        os.chmod(self._temporary, 0o666 & ~_current_umask())  # mkstemp makes it private (0600)
+        self._temporary = create_temporary_file(self.path)
         self._bands = 2 if confidence else 1
         try:
             self._dataset = rasterio.open(

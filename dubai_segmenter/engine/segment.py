@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from dubai_segmenter.engine.raster_input import (
     read_validity,
     resampled,
 )
+from dubai_segmenter.engine.temporary_names import temporary_folder
 from dubai_segmenter.engine.tiling import TileGrid, WindowReader, check_tiling, read_tile
 
 #: GDAL's block cache during a run (MB). Its default, 5 % of RAM, fills with every block read
@@ -293,9 +293,7 @@ def segment_raster(
                 _classify_into(source, bands, scaling, predictor, grid, options.batch_size, writer, progress, cancel, counter)
             else:
                 share = INFERENCE_SHARE_WITH_RESAMPLING
-                with resampled(source, options.resolution) as processing, tempfile.TemporaryDirectory(
-                    dir=output_path.parent, prefix=f".{output_path.name}."
-                ) as scratch:
+                with resampled(source, options.resolution) as processing, temporary_folder(output_path) as scratch:
                     grid = TileGrid.for_raster(processing.height, processing.width, tile, overlap)
                     counter = TileCounter(grid.tile_count)
                     with ClassifiedRasterWriter(

@@ -3,15 +3,19 @@
 Usage: fake_engine.py OUT --steps N --sleep S [--exit CODE --error MSG] [--ignore-term]
 
 Speaks like ``python -m dubai_segmenter segment ... --progress lines``: PROGRESS lines on
-stdout, an ``ERROR:`` line on stderr, exit codes 0/1/2/3; writes OUT at the end under a
-temporary name renamed into place; on SIGTERM removes the temporary file and exits 3
-(with --ignore-term it keeps going, as a hung engine would, having already created OUT).
+stdout, an ``ERROR:`` line on stderr, exit codes 0/1/2/3; claims OUT and writes it at the
+end under a temporary name renamed into place, both as the engine does (its own modules);
+on SIGTERM removes the temporary file and exits 3 (with --ignore-term it keeps going, as a
+hung engine would, having already published OUT).
 """
 import argparse
 import os
 import signal
 import sys
 import time
+
+from dubai_segmenter.engine.output_claim import claimed
+from dubai_segmenter.engine.temporary_names import temporary_path
 
 parser = argparse.ArgumentParser()
 parser.add_argument("out")
@@ -26,14 +30,16 @@ args = parser.parse_args()
 if args.pid_file:
     with open(args.pid_file, "w") as f:
         f.write(str(os.getpid()))
-folder, name = os.path.split(os.path.abspath(args.out))
-partial = os.path.join(folder, f".{name}.{os.getpid()}.partial")  # the engine's temporary naming
+partial = str(temporary_path(os.path.abspath(args.out)))
+claim = claimed([args.out])
+claim.__enter__()  # held until the process ends, as the engine holds it for the whole run
 
 
 def stop(signum, frame):
     if os.path.exists(partial):
         os.remove(partial)
     print("ERROR: cancelled", file=sys.stderr, flush=True)
+    claim.__exit__(None, None, None)
     sys.exit(3)
 
 
@@ -55,6 +61,8 @@ if args.exit:
     os.remove(partial)
     if args.error:
         print(f"ERROR: {args.error}", file=sys.stderr, flush=True)
+    claim.__exit__(None, None, None)
     sys.exit(args.exit)
 os.replace(partial, args.out)
+claim.__exit__(None, None, None)
 print("done", flush=True)
