@@ -1,24 +1,16 @@
 """Polygons of chosen classes from a classified raster, written to a GeoPackage.
 
-Why blocks of rows: a 20,000 x 20,000 classified raster must vectorize on a workstation,
-so only one block of rows and the regions still open at its lower edge are in memory.
-
-Why the stitching is exact: GDAL's polygonizer (``gdal.Polygonize``) traces each block in
-pixel coordinates, so every vertex is an integer and the pieces of one region
-meet along a seam exactly. Two pieces on either side of a seam belong to the same region
-when some pixel column has that class on both seam rows (4-connectedness, as
-gdal_polygonize by default: pixels touching only at a corner stay apart). The pieces are
-burnt into the two seam rows (``rasterio.features.rasterize``) to find those columns. A
-union-find collects a region that crosses many seams; once no piece of it touches the
-lower seam of the current block it is complete, and its pieces are unioned once
-(shapely), which also closes holes that cross seams. Memory is one block plus the open
-regions, which are no larger than the polygons that will be written anyway.
+Why strips of rows: a 20,000 x 20,000 classified raster must vectorize in well under 1 GB,
+so only one strip of rows and the regions still open at its lower edge are in memory, and
+each region is written (or dropped, if smaller than ``min_area``) as soon as it is closed.
+The tracing and the exact joining of regions across seams are in ``polygon_strips``; this
+module chooses the classes and pixels, turns pixel coordinates into map coordinates and
+writes the GeoPackage.
 """
 from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +18,6 @@ from types import TracebackType
 
 import numpy as np
 import rasterio
-import rasterio.features
 import shapely
 from affine import Affine
 from rasterio.crs import CRS
@@ -34,16 +25,18 @@ from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
 from .classes import ClassInfo
-from .progress import CancelCheck, ProgressCallback, check_cancelled, report
+from .polygon_strips import Regions, SeamJoiner, canonical_polygons, run_cancellable, trace_strip
+from .progress import CancelCheck, Cancelled, ProgressCallback, check_cancelled, report
 from .raster_legend import raster_classes
 
 #: Classes vectorized when none are chosen (by ``ClassInfo.key``).
 DEFAULT_VECTOR_CLASSES: tuple[str, ...] = ("building", "road", "water")
 
-# About 8 M pixels per block: a few tens of MB of working arrays whatever the raster size,
-# and few enough seams that stitching costs little.
-_BLOCK_PIXELS = 1 << 23
+# About 2 M pixels per strip: a few MB of working arrays and a few tens of MB of traced
+# pieces whatever the raster size; seams cost little, so smaller strips buy nothing.
+_BLOCK_PIXELS = 1 << 21
 _FEATURES_PER_TRANSACTION = 20_000
+_FEATURES_PER_CANCEL_CHECK = 2_000
 _FIELDS = (("class_id", "OFTInteger"), ("class_name", "OFTString"), ("area", "OFTReal"), ("perimeter", "OFTReal"))
 
 
@@ -55,14 +48,6 @@ class VectorizeResult:
     layer_name: str
     polygon_counts: dict[int, int]  # class id -> polygons written (classes with none included)
     seconds: float
-
-
-@dataclass(frozen=True)
-class _Polygon:
-    """A finished region in pixel coordinates."""
-
-    class_id: int
-    geometry: shapely.Polygon
 
 
 def vectorize_classes(
@@ -103,8 +88,9 @@ def vectorize_classes(
         rows = block_rows or _default_block_rows(raster)
         counts = dict.fromkeys(chosen, 0)
         masked = MaskFlags.all_valid not in raster.mask_flag_enums[0]  # nodata value, mask band or alpha
-        stitcher = _RegionStitcher(raster.width)
-        with _GeoPackageLayer(output, layer_name, raster.crs) as layer:
+        pixel_area = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d)
+        joiner = SeamJoiner(raster.height, min_pixels=min_area / pixel_area)
+        with _GeoPackageLayer(output, layer_name, raster.crs, cancel) as layer:
             for row0 in range(0, raster.height, rows):
                 check_cancelled(cancel)
                 row1 = min(row0 + rows, raster.height)
@@ -113,8 +99,11 @@ def vectorize_classes(
                 selected = np.isin(values, chosen)
                 if masked:
                     selected &= raster.read_masks(1, window=window) > 0
-                finished = stitcher.add_block(values, selected, row0, last=row1 == raster.height)
-                for class_id in layer.add(_finish(finished, raster.transform, min_area, simplify), table):
+                strip = trace_strip(values, selected, row0, cancel)
+                del values, selected
+                regions = joiner.add(strip, cancel)
+                del strip
+                for class_id in layer.add(_finish(regions, raster.transform, simplify), table):
                     counts[class_id] += 1
                 report(progress, row1 / raster.height, f"vectorized rows {row1} of {raster.height}")
             check_cancelled(cancel)
@@ -168,134 +157,16 @@ def _default_block_rows(raster: rasterio.io.DatasetReader) -> int:
     return max(tile_rows, rows - rows % tile_rows)
 
 
-def _trace(values: np.ndarray, selected: np.ndarray, row0: int) -> tuple[np.ndarray, np.ndarray]:
-    """Polygons (pixel coordinates, y = raster row) and class ids of the regions of selected pixels.
-
-    GDAL's polygonizer is called directly and its polygons are taken as WKB: building
-    them from GeoJSON coordinate lists (``rasterio.features.shapes``) cost more than the
-    tracing itself.
-    """
-    from osgeo import gdal, gdal_array, ogr
-
-    image = gdal_array.OpenArray(values)
-    image.SetGeoTransform((0.0, 1.0, 0.0, float(row0), 0.0, 1.0))
-    mask = gdal_array.OpenArray(selected.view(np.uint8))
-    source = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = source.CreateLayer("pieces", geom_type=ogr.wkbPolygon)
-    layer.CreateField(ogr.FieldDefn("class_id", ogr.OFTInteger))
-    if gdal.Polygonize(image.GetRasterBand(1), mask.GetRasterBand(1), layer, 0) != 0:
-        raise RuntimeError(f"GDAL could not trace rows {row0}+: {gdal.GetLastErrorMsg()}")
-    wkb, class_ids = [], []
-    for feature in layer:
-        wkb.append(bytes(feature.GetGeometryRef().ExportToWkb()))
-        class_ids.append(feature.GetFieldAsInteger(0))
-    return shapely.from_wkb(np.array(wkb, dtype=object)), np.array(class_ids, dtype=np.int64)
-
-
-class _RegionStitcher:
-    """Turns blocks of rows into complete regions, joining pieces cut apart by seams."""
-
-    def __init__(self, width: int) -> None:
-        self._width = width
-        self._pieces: dict[int, tuple[int, shapely.Polygon]] = {}  # open piece id -> (class, polygon)
-        self._parent: dict[int, int] = {}  # union-find over open piece ids
-        self._next_id = 1
-        self._lower_ids: np.ndarray | None = None  # open piece ids on the previous block's last row
-        self._lower_values: np.ndarray | None = None  # class values of that row
-
-    def add_block(self, values: np.ndarray, selected: np.ndarray, row0: int, last: bool) -> list[_Polygon]:
-        """Add the block starting at ``row0`` (``selected``: pixels to trace); return the regions it completes."""
-        row1 = row0 + values.shape[0]
-        geometries, class_ids = _trace(values, selected, row0)
-        ids = np.arange(self._next_id, self._next_id + len(geometries))
-        self._next_id += len(geometries)
-        bounds = shapely.bounds(geometries).reshape(-1, 4)
-        on_upper = (bounds[:, 1] == row0) if row0 > 0 else np.zeros(len(geometries), bool)
-        on_lower = (bounds[:, 3] == row1) if not last else np.zeros(len(geometries), bool)
-
-        finished = [
-            _Polygon(int(class_ids[i]), geometries[i]) for i in np.flatnonzero(~(on_upper | on_lower))
-        ]
-        for i in np.flatnonzero(on_upper | on_lower):
-            self._pieces[int(ids[i])] = (int(class_ids[i]), geometries[i])
-            self._parent[int(ids[i])] = int(ids[i])
-        if row0 > 0 and self._lower_ids is not None:
-            upper_ids = self._burn(geometries[on_upper], ids[on_upper], row0)
-            joined = (self._lower_ids > 0) & (upper_ids > 0) & (self._lower_values == values[0])
-            for a, b in np.unique(np.stack([self._lower_ids[joined], upper_ids[joined]], axis=1), axis=0):
-                self._union(int(a), int(b))
-        if last:
-            self._lower_ids = self._lower_values = None
-            still_open: set[int] = set()
-        else:
-            self._lower_ids = self._burn(geometries[on_lower], ids[on_lower], row1 - 1)
-            self._lower_values = values[-1].copy()
-            still_open = {self._find(int(i)) for i in np.unique(self._lower_ids[self._lower_ids > 0])}
-        return finished + self._close_regions(still_open)
-
-    def _burn(self, geometries: np.ndarray, ids: np.ndarray, row: int) -> np.ndarray:
-        """Ids of the pieces covering each pixel of raster row ``row`` (0 where none)."""
-        if len(geometries) == 0:
-            return np.zeros(self._width, np.int64)
-        local = rasterio.features.rasterize(
-            zip(geometries, range(1, len(geometries) + 1)),
-            out_shape=(1, self._width),
-            transform=Affine.translation(0, row),
-            fill=0,
-            dtype="int32",
-        )[0]
-        lookup = np.concatenate([[0], ids]).astype(np.int64)
-        return lookup[local]
-
-    def _close_regions(self, still_open: set[int]) -> list[_Polygon]:
-        groups: dict[int, list[int]] = defaultdict(list)
-        for piece_id in self._pieces:
-            root = self._find(piece_id)
-            if root not in still_open:
-                groups[root].append(piece_id)
-        closed = []
-        for members in groups.values():
-            class_id = self._pieces[members[0]][0]
-            parts = [self._pieces.pop(m)[1] for m in members]
-            for m in members:
-                del self._parent[m]
-            if len(parts) == 1:
-                closed.append(_Polygon(class_id, parts[0]))
-                continue
-            # The union keeps the seam crossings as collinear vertices; a zero-tolerance
-            # simplification removes exactly those, so the result matches an unblocked run.
-            merged = shapely.simplify(shapely.union_all(parts), 0.0, preserve_topology=True)
-            closed.extend(_Polygon(class_id, p) for p in shapely.get_parts(merged))
-        return closed
-
-    def _find(self, piece_id: int) -> int:
-        root = piece_id
-        while self._parent[root] != root:
-            root = self._parent[root]
-        while self._parent[piece_id] != root:
-            self._parent[piece_id], piece_id = root, self._parent[piece_id]
-        return root
-
-    def _union(self, a: int, b: int) -> None:
-        root_a, root_b = self._find(a), self._find(b)
-        if root_a != root_b:
-            self._parent[max(root_a, root_b)] = min(root_a, root_b)
-
-
-def _finish(
-    polygons: list[_Polygon], transform: Affine, min_area: float, simplify: float
-) -> tuple[list[int], np.ndarray]:
-    """Class ids and final polygons (map coordinates, minimum area, simplified, valid) of finished regions."""
-    if not polygons:
+def _finish(regions: Regions, transform: Affine, simplify: float) -> tuple[list[int], np.ndarray]:
+    """Class ids and final polygons (map coordinates, simplified, valid, canonical) of closed regions."""
+    if not len(regions):
         return [], np.empty(0, dtype=object)
     a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
     geometries = shapely.transform(
-        np.array([p.geometry for p in polygons], dtype=object),
+        regions.geometries,
         lambda xy: np.column_stack([a * xy[:, 0] + b * xy[:, 1] + c, d * xy[:, 0] + e * xy[:, 1] + f]),
     )
-    class_ids = np.array([p.class_id for p in polygons])
-    keep = shapely.area(geometries) >= min_area
-    geometries, class_ids = geometries[keep], class_ids[keep]
+    class_ids = regions.class_ids
     if simplify > 0:
         geometries = shapely.simplify(geometries, simplify, preserve_topology=True)
     invalid = ~shapely.is_valid(geometries)
@@ -304,15 +175,17 @@ def _finish(
         parts, index = shapely.get_parts(repaired, return_index=True)
         geometries = np.concatenate([geometries[~invalid], parts])
         class_ids = np.concatenate([class_ids[~invalid], class_ids[invalid][index]])
-    # Exterior rings counter-clockwise, holes clockwise (OGC order) whatever the block size.
-    return class_ids.tolist(), shapely.orient_polygons(geometries)
+    # One form whatever the strip height, so outputs compare as sets of WKB.
+    return class_ids.tolist(), canonical_polygons(geometries)
 
 
 class _GeoPackageLayer:
     """A GeoPackage polygon layer written under a temporary name and renamed when complete."""
 
-    def __init__(self, path: Path, layer_name: str, crs: CRS | None) -> None:
+    def __init__(self, path: Path, layer_name: str, crs: CRS | None, cancel: CancelCheck | None = None) -> None:
         self._path = path
+        self._cancel = cancel
+        self._abandoned = False
         self._partial = path.with_name(f".{path.stem}.partial-{os.getpid()}.gpkg")
         self._layer_name = layer_name
         self._crs = crs
@@ -375,6 +248,8 @@ class _GeoPackageLayer:
             if self._layer.CreateFeature(feature) != 0:
                 raise OSError(f"writing a polygon to {self._path} failed")
             self._pending += 1
+            if self._pending % _FEATURES_PER_CANCEL_CHECK == 0:
+                check_cancelled(self._cancel)
             if self._pending >= _FEATURES_PER_TRANSACTION:
                 self._dataset.CommitTransaction()
                 self._dataset.StartTransaction()
@@ -384,9 +259,18 @@ class _GeoPackageLayer:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        complete = kind is None and self._dataset.CommitTransaction() == 0
-        self._layer = self._definition = None
-        self._dataset = None  # closes the file
+        if kind is not None:
+            self._close()
+            _remove_geopackage(self._partial)
+            return
+        try:
+            # The last commit builds the spatial index of every polygon (seconds for a
+            # million): it runs in a helper thread so that a cancel still stops us at once.
+            complete = run_cancellable(self._commit_and_close, self._cancel)
+        except BaseException:
+            self._abandoned = True  # the helper thread removes the file once GDAL lets go of it
+            _remove_geopackage(self._partial)
+            raise
         try:
             if complete:
                 os.replace(self._partial, self._path)
@@ -396,8 +280,18 @@ class _GeoPackageLayer:
         finally:
             if self._partial.exists():
                 _remove_geopackage(self._partial)
-        if kind is None:
-            raise OSError(f"finishing {self._path} failed")
+        raise OSError(f"finishing {self._path} failed")
+
+    def _commit_and_close(self) -> bool:
+        committed = self._dataset.CommitTransaction() == 0
+        self._close()
+        if self._abandoned:
+            _remove_geopackage(self._partial)
+        return committed
+
+    def _close(self) -> None:
+        self._layer = self._definition = None
+        self._dataset = None  # closes the file
 
 
 def _remove_geopackage(path: Path) -> None:
