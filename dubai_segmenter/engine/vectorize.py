@@ -90,6 +90,7 @@ def vectorize_classes(
         masked = MaskFlags.all_valid not in raster.mask_flag_enums[0]  # nodata value, mask band or alpha
         pixel_area = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d)
         joiner = SeamJoiner(raster.height, min_pixels=min_area / pixel_area)
+        report(progress, 0.0, f"vectorizing {raster.height} rows")
         with _GeoPackageLayer(output, layer_name, raster.crs, cancel) as layer:
             for row0 in range(0, raster.height, rows):
                 check_cancelled(cancel)

@@ -7,6 +7,11 @@ units so that swapped axes or a wrong pixel area cannot pass.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +25,19 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS
+from dubai_segmenter.engine.cli import EXIT_CANCELLED
+from dubai_segmenter.engine.polygon_strips import (
+    SeamJoiner,
+    Strip,
+    canonical_polygons,
+    run_cancellable,
+    trace_strip,
+)
 from dubai_segmenter.engine.progress import Cancelled
 from dubai_segmenter.engine.raster_legend import raster_classes
 from dubai_segmenter.engine.vectorize import vectorize_classes
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PIXEL_W, PIXEL_H = 2.0, 3.0
 TRANSFORM = from_origin(300_000.0, 2_790_000.0, PIXEL_W, PIXEL_H)
@@ -125,27 +140,131 @@ def test_pixels_touching_only_at_corners_are_separate_polygons(tmp_path: Path, b
     assert all(f["area"] == pytest.approx(PIXEL_W * PIXEL_H) and f["geometry"].is_valid for f in features)
 
 
-def test_random_rasters_match_an_unblocked_polygonization_whatever_the_blocks(tmp_path: Path) -> None:
-    """The oracle is rasterio's own polygonizer over the whole raster at once (no seams)."""
-    rng = np.random.default_rng(7)
-    for trial in range(6):
-        shape = tuple(int(n) for n in rng.integers(10, 40, 2))
+def random_classes(rng: np.random.Generator, trial: int) -> np.ndarray:
+    """Noise, blobs of 3 x 3 pixels, or blobs with one-pixel holes (holes that cross seams), with nodata."""
+    shape = tuple(int(n) for n in rng.integers(10, 40, 2))
+    if trial % 3 == 0:
+        values = rng.integers(0, 4, shape).astype(np.uint8)
+    else:
         coarse = rng.integers(0, 4, (shape[0] // 3 + 1, shape[1] // 3 + 1)).astype(np.uint8)
-        values = np.kron(coarse, np.ones((3, 3), np.uint8))[: shape[0], : shape[1]] if trial % 2 else \
-            rng.integers(0, 4, shape).astype(np.uint8)
-        values[rng.random(shape) < 0.05] = NODATA_CLASS
+        values = np.kron(coarse, np.ones((3, 3), np.uint8))[: shape[0], : shape[1]]
+        if trial % 3 == 2:
+            values[rng.random(shape) < 0.1] = 3
+    values[rng.random(shape) < 0.05] = NODATA_CLASS
+    return values
+
+
+def test_random_rasters_match_an_unblocked_polygonization_whatever_the_blocks(tmp_path: Path) -> None:
+    """The oracle is rasterio's own polygonizer over the whole raster at once (no seams).
+
+    Both sides are put in canonical form, so the comparison is of WKB bytes: same
+    vertices, same orientation (exterior counter-clockwise), same start vertex.
+    """
+    rng = np.random.default_rng(7)
+    holes = 0
+    for trial in range(6):
+        values = random_classes(rng, trial)
         raster = write_classified(tmp_path / f"r{trial}.tif", values)
-        whole = sorted(
-            (int(value), shapely.normalize(shapely.geometry.shape(geometry)).wkb)
-            for geometry, value in rasterio.features.shapes(
-                values, mask=values < 3, connectivity=4, transform=TRANSFORM
-            )
-        )
+        shapes = list(rasterio.features.shapes(values, mask=values < 3, connectivity=4, transform=TRANSFORM))
+        whole = sorted(zip(
+            [int(value) for _, value in shapes],
+            shapely.to_wkb(canonical_polygons(np.array([shapely.geometry.shape(g) for g, _ in shapes]))),
+        ))
+        holes += sum(len(shapely.geometry.shape(g).interiors) for g, _ in shapes)
         assert len(whole) > 10
-        for block_rows in (1, 2, 5, None):
+        for block_rows in (1, 3, 5, None):
             out = vectorize_classes(raster, tmp_path / "p.gpkg", classes=[0, 1, 2], block_rows=block_rows)
-            ours = sorted((f["class_id"], shapely.normalize(f["geometry"]).wkb) for f in read_layer(out.output_path))
+            features = read_layer(out.output_path)
+            assert all(f["geometry"].is_valid for f in features)
+            ours = sorted((f["class_id"], f["geometry"].wkb) for f in features)
             assert ours == whole, (trial, block_rows)
+    assert holes > 20  # the rasters exercise holes, many of them cut by seams
+
+
+def test_strips_traced_one_by_one_and_joined_give_the_regions_of_the_whole(tmp_path: Path) -> None:
+    """The public pieces a distributed run uses: ``trace_strip`` per strip, then ``SeamJoiner``."""
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        values = random_classes(rng, trial)
+        selected = values < 3
+        whole = trace_strip(values, selected, 0)
+        expected = sorted(zip(whole.class_ids.tolist(), shapely.to_wkb(canonical_polygons(whole.geometries))))
+        for rows in (1, 4, 7):
+            joiner = SeamJoiner(values.shape[0])
+            got: list[tuple[int, bytes]] = []
+            for row0 in range(0, values.shape[0], rows):
+                strip = trace_strip(values[row0:row0 + rows], selected[row0:row0 + rows], row0)
+                regions = joiner.add(strip)
+                got += zip(regions.class_ids.tolist(), shapely.to_wkb(canonical_polygons(regions.geometries)))
+            assert joiner.open_pieces == 0
+            assert sorted(got) == expected, (trial, rows)
+    with pytest.raises(ValueError, match="rows from 0 expected"):
+        SeamJoiner(10).add(Strip(5, 10, np.empty(0, dtype=object), np.empty(0, np.int64)))
+
+
+def test_small_regions_are_dropped_as_they_close_and_never_held(tmp_path: Path) -> None:
+    """Memory follows the regions kept: specks are dropped in the strip that closes them,
+    and only the pieces of regions still open at the seam below are held."""
+    values = np.full((40, 30), LAND, np.uint8)
+    values[::2, ::2] = BUILDING                     # 300 one-pixel specks
+    values[:, 27:30] = ROAD                         # one region through every strip
+    values[10:14, 5:9] = WATER                      # 16 pixels, cut by the seam at row 12
+    selected = values != LAND
+    joiner = SeamJoiner(40, min_pixels=16)
+    kept: list[tuple[int, float]] = []
+    for row0 in range(0, 40, 4):
+        regions = joiner.add(trace_strip(values[row0:row0 + 4], selected[row0:row0 + 4], row0))
+        kept += zip(regions.class_ids.tolist(), shapely.area(regions.geometries).tolist())
+        road_strips = row0 // 4 + 1 if row0 + 4 < 40 else 0
+        water_pieces = 1 if row0 == 8 else 0
+        assert joiner.open_pieces == road_strips + water_pieces, row0
+    assert sorted(kept) == [(ROAD, 120.0), (WATER, 16.0)]
+
+
+def test_run_cancellable_returns_raises_and_stops_waiting_on_cancel() -> None:
+    assert run_cancellable(lambda: 42, lambda: False) == 42
+    with pytest.raises(ZeroDivisionError):
+        run_cancellable(lambda: 1 / 0, lambda: False)
+    asked_at = time.monotonic() + 0.2
+    with pytest.raises(Cancelled):
+        run_cancellable(lambda: time.sleep(30), lambda: time.monotonic() > asked_at)  # sleep releases the GIL
+    assert time.monotonic() - asked_at < 0.5
+
+
+@pytest.fixture(scope="module")
+def noisy_raster(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1024 x 1024 pixels of independent random classes: about 700,000 regions, which GDAL
+    takes well over 2 s to trace, all in one strip (what an untrained model gives)."""
+    values = np.random.default_rng(0).integers(0, 6, (1024, 1024)).astype(np.uint8)
+    return write_classified(tmp_path_factory.mktemp("noisy") / "noisy.tif", values)
+
+
+def test_cancel_takes_effect_within_2_s_while_gdal_traces(tmp_path: Path, noisy_raster: Path) -> None:
+    asked_at = time.monotonic() + 0.5
+    with pytest.raises(Cancelled):
+        vectorize_classes(noisy_raster, tmp_path / "p.gpkg", classes=range(6), block_rows=1024,
+                          cancel=lambda: time.monotonic() > asked_at)
+    assert time.monotonic() - asked_at < 2.0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_stops_the_vectorize_command_within_2_s_and_leaves_nothing(tmp_path: Path, noisy_raster: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dubai_segmenter", "vectorize", str(noisy_raster), "--out-vector",
+         str(tmp_path / "p.gpkg"), "--classes", "0,1,2,3,4,5", "--progress", "lines"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    for line in process.stdout:
+        if line.startswith("PROGRESS"):  # the polygon phase has begun: the one strip is being traced
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    _, err = process.communicate(timeout=120)
+    assert time.monotonic() - signalled < 2.0
+    assert process.returncode == EXIT_CANCELLED, err
+    assert err.strip().splitlines()[-1].startswith("ERROR: cancelled")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_crs_is_preserved_and_geographic_coordinates_are_not_swapped(tmp_path: Path) -> None:
@@ -267,7 +386,7 @@ def test_progress_reaches_one_and_the_input_is_untouched(tmp_path: Path) -> None
     fractions: list[float] = []
     vectorize_classes(raster, tmp_path / "p.gpkg",
                       block_rows=5, progress=lambda f, m: fractions.append(f))
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == 5
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0 and len(fractions) == 6
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir() if p.name in digests} == digests
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*digests, "p.gpkg"])
 
