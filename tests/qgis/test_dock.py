@@ -2,7 +2,7 @@
 
 Two engine runs are shared by the tests (module fixtures): a plain GeoTIFF layer over
 its whole extent, and a VRT layer processed inside a polygon (the temporary-export path).
-The screenshot for the README is taken from the finished first run.
+Screenshots go to the test's temporary folder; docs/dock.png comes from `make screenshots`.
 """
 from __future__ import annotations
 
@@ -18,22 +18,23 @@ from qgis.core import (
     QgsPalettedRasterRenderer,
     QgsProject,
     QgsRasterLayer,
-    QgsSettings,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtGui import QImage
+from qgis.PyQt.QtCore import QCoreApplication, Qt
 
 from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS
+from dubai_segmenter.processing_provider.engine_algorithm import CANCELLED_MESSAGE
 from dubai_segmenter.processing_provider.engine_python import configured_python, set_configured_python
-from dubai_segmenter.ui.dock import AREA_POLYGONS, SETTINGS_GROUP, SegmenterDock
-from tests.qgis.conftest import REPO, child_processes_writing, read_band, scene_ids, wait_until, write_painted_raster
+from dubai_segmenter.ui.dock import SegmenterDock
+from dubai_segmenter.ui.dock_settings import DockSettings, ProcessingArea
+from tests.qgis.conftest import child_processes_writing, read_band, scene_ids, wait_until, write_painted_raster
 
-SCREENSHOT = REPO / "docs" / "dock.png"
+#: The width QGIS gives a new side dock (measured in a real 1600x1000 window).
+DEFAULT_DOCK_WIDTH = 298
 
 
 def _clear_dock_settings() -> None:
-    QgsSettings().remove(SETTINGS_GROUP.rstrip("/"))
+    DockSettings.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -46,16 +47,16 @@ def _new_dock(iface, model: Path, out_dir: Path) -> SegmenterDock:
     _clear_dock_settings()
     dock = SegmenterDock(iface)
     dock.resize(440, 1000)
-    dock.model_widget.setFilePath(str(model))
+    dock.view.model_widget.setFilePath(str(model))
     wait_until(lambda: dock.model_info is not None, timeout=60)
-    dock.raster_output.setFilePath(str(out_dir / "classes.tif"))
-    dock.vector_output.setFilePath(str(out_dir / "polygons.gpkg"))
+    dock.view.raster_output.setFilePath(str(out_dir / "classes.tif"))
+    dock.view.vector_output.setFilePath(str(out_dir / "polygons.gpkg"))
     return dock
 
 
 def _run(dock: SegmenterDock) -> None:
-    dock.run_button.click()
-    assert dock.task is not None, dock.messages.toPlainText()
+    dock.view.run_button.click()
+    assert dock.task is not None, dock.view.messages.toPlainText()
     wait_until(lambda: dock.task is None)
 
 
@@ -66,8 +67,8 @@ def whole_layer_run(qgis_iface, provider, colour_model, tmp_path_factory):
     layer = QgsRasterLayer(str(write_painted_raster(folder / "scene.tif", scene_ids())), "Scene")
     QgsProject.instance().addMapLayer(layer)
     dock = _new_dock(qgis_iface, colour_model, folder)
-    dock.layer_combo.setLayer(layer)
-    dock.set_checked_classes(["building", "water"])
+    dock.view.layer_combo.setLayer(layer)
+    dock.view.set_checked_classes(["building", "water"])
     _run(dock)
     yield dock, folder
     dock.deleteLater()
@@ -75,10 +76,10 @@ def whole_layer_run(qgis_iface, provider, colour_model, tmp_path_factory):
 
 def test_model_metadata_fills_the_summary_and_the_defaults(whole_layer_run):
     dock, _ = whole_layer_run
-    text = dock.model_summary.toPlainText()
+    text = dock.view.model_summary.toPlainText()
     assert "pixel_linear" in text and "Tile 64 px, overlap 16 px" in text
     assert all(c.name in text for c in DUBAI_CLASSES)
-    assert (dock.tile_spin.value(), dock.overlap_spin.value()) == (64, 16)
+    assert (dock.view.tile_spin.value(), dock.view.overlap_spin.value()) == (64, 16)
 
 
 def test_run_adds_the_classified_raster_styled_in_class_colours(whole_layer_run):
@@ -90,44 +91,55 @@ def test_run_adds_the_classified_raster_styled_in_class_colours(whole_layer_run)
     assert [(c.value, c.label, c.color.getRgb()[:3]) for c in renderer.classes()] == [
         (c.id, c.name, c.color) for c in DUBAI_CLASSES]
     np.testing.assert_array_equal(read_band(folder / "classes.tif"), scene_ids())
-    assert dock.progress_bar.value() == 100
+    assert dock.view.progress_bar.value() == 100
 
 
-def test_run_adds_the_chosen_classes_as_styled_polygons(whole_layer_run):
+def test_run_adds_the_chosen_classes_as_styled_polygons_with_only_their_legend(whole_layer_run):
     [polygons] = QgsProject.instance().mapLayersByName("Scene polygons")
     assert {f["class_name"] for f in polygons.getFeatures()} == {"Building", "Water"}
     renderer = polygons.renderer()
     assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "class_id"
+    assert [c.label() for c in renderer.categories()] == ["Building", "Water"]  # not all six classes
     building = next(c for c in renderer.categories() if c.value() == 0)
-    assert building.label() == "Building" and building.symbol().color().getRgb()[:3] == DUBAI_CLASSES[0].color
+    assert building.symbol().color().getRgb()[:3] == DUBAI_CLASSES[0].color
 
 
 def test_the_summary_lists_area_and_share_per_class(whole_layer_run):
     dock, _ = whole_layer_run
-    table = dock.summary_table
-    assert table.isVisible() or not table.isHidden()
+    table = dock.view.summary_table
+    assert not table.isHidden()
     rows = {table.item(r, 0).text(): (table.item(r, 1).text(), table.item(r, 2).text()) for r in range(table.rowCount())}
     ids = scene_ids()
     water = (ids == 4).sum()
     assert rows["Water"] == (f"{water * 0.25:,.0f} m²", f"{100 * water / ids.size:.1f} %")
     assert set(rows) == {c.name for c in DUBAI_CLASSES}
+    assert {area.split(" ")[-1] for area, _ in rows.values()} == {"m²"}  # one unit per table
 
 
-def test_screenshot_of_the_dock_for_the_readme(whole_layer_run):
+def test_the_dock_fits_the_default_side_panel_width_with_run_in_view(whole_layer_run, tmp_path):
     dock, _ = whole_layer_run
+    dock.resize(DEFAULT_DOCK_WIDTH, 795)
     dock.show()
-    body = dock.widget().widget().minimumSizeHint()
-    assert body.width() <= 440  # fits a side dock: no sideways scrolling
-    dock.resize(440, body.height() + 10)  # the whole panel, without a scroll bar
-    image = dock.grab().toImage().convertToFormat(QImage.Format_Indexed8)  # a palette keeps the PNG small
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    assert image.save(str(SCREENSHOT), "PNG")
-    dock.hide()
-    assert SCREENSHOT.stat().st_size < 250_000
-    # Not blank: the rendered panel has text and the class swatches.
+    view = dock.view
+    view.advanced_group.setCollapsed(False)  # the widest state: every group open, results shown
+    QCoreApplication.processEvents()
+    try:
+        assert view.body.minimumSizeHint().width() <= view.scroll.viewport().width()
+        assert not view.scroll.horizontalScrollBar().isVisible()
+        assert view.scroll.verticalScrollBar().isVisible()  # the form is taller than the panel ...
+        bottom = view.cancel_button.mapTo(dock, view.cancel_button.rect().bottomRight())
+        assert view.run_button.isVisible() and bottom.y() <= dock.height() and bottom.x() <= dock.width()
+        assert not view.scroll.isAncestorOf(view.run_button)  # ... but Run is pinned below it
+        assert view.progress_bar.isVisible() and not view.scroll.isAncestorOf(view.progress_bar)
+        summary = view.model_summary
+        assert summary.height() >= summary.document().size().height()  # the summary box is not clipped
+        image = dock.grab().toImage()
+        assert image.save(str(tmp_path / "dock.png"), "PNG")
+    finally:
+        view.advanced_group.setCollapsed(True)
+        dock.hide()
     colours = {image.pixel(x, y) for x in range(0, image.width(), 3) for y in range(0, image.height(), 3)}
-    assert len(colours) > 20
-    assert image.width() == 440
+    assert len(colours) > 20  # rendered: text and the class swatches
 
 
 @pytest.fixture(scope="module")
@@ -146,10 +158,10 @@ def polygon_area_run(qgis_iface, provider, colour_model, tmp_path_factory):
     area.dataProvider().addFeatures([feature])
     QgsProject.instance().addMapLayers([layer, area])
     dock = _new_dock(qgis_iface, colour_model, folder)
-    dock.layer_combo.setLayer(layer)
-    dock.area_combo.setCurrentIndex(AREA_POLYGONS)
-    dock.polygon_combo.setLayer(area)
-    dock.polygon_group.setChecked(False)
+    dock.view.layer_combo.setLayer(layer)
+    dock.view.area_combo.setCurrentIndex(ProcessingArea.POLYGONS)
+    dock.view.polygon_combo.setLayer(area)
+    dock.view.polygon_group.setChecked(False)
     _run(dock)
     yield dock, folder
     dock.deleteLater()
@@ -157,7 +169,7 @@ def polygon_area_run(qgis_iface, provider, colour_model, tmp_path_factory):
 
 def test_a_vrt_layer_is_exported_to_a_temporary_geotiff_first(polygon_area_run):
     dock, _ = polygon_area_run
-    messages = dock.messages.toPlainText()
+    messages = dock.view.messages.toPlainText()
     assert "Prepared the processing area as" in messages and "input.tif" in messages
     assert QgsProject.instance().mapLayersByName("Scene VRT polygons") == []  # polygons were unticked
 
@@ -180,10 +192,10 @@ def test_a_file_that_is_not_a_model_is_reported_under_the_model_field(qgis_iface
     broken = tmp_path / "holiday.safetensors"
     broken.write_bytes(b"not a model at all")
     dock = SegmenterDock(qgis_iface)
-    dock.model_widget.setFilePath(str(broken))
-    wait_until(lambda: "Reading" not in dock.model_summary.toPlainText(), timeout=60)
+    dock.view.model_widget.setFilePath(str(broken))
+    wait_until(lambda: "Reading" not in dock.view.model_summary.toPlainText(), timeout=60)
     assert dock.model_info is None
-    assert "is not a dubai_segmenter model file" in dock.model_summary.toPlainText()
+    assert "is not a dubai_segmenter model file" in dock.view.model_summary.toPlainText()
     dock.deleteLater()
 
 
@@ -195,9 +207,9 @@ def test_an_engine_error_during_a_run_is_shown_in_the_panel(qgis_iface, provider
     layer = QgsRasterLayer(str(tmp_path / "one_band.tif"), "One band")
     QgsProject.instance().addMapLayer(layer)
     dock = _new_dock(qgis_iface, colour_model, tmp_path)
-    dock.layer_combo.setLayer(layer)
+    dock.view.layer_combo.setLayer(layer)
     _run(dock)
-    text = dock.messages.toPlainText()
+    text = dock.view.messages.toPlainText()
     assert "the model needs 3 bands but the raster has 1" in text and "Traceback" not in text
     assert "The run failed" in text and not (tmp_path / "classes.tif").exists()
     dock.deleteLater()
@@ -213,33 +225,62 @@ def test_cancel_stops_the_engine_and_leaves_nothing_behind(qgis_iface, provider,
     out = tmp_path / "out"
     out.mkdir()
     dock = _new_dock(qgis_iface, colour_model, out)
-    dock.layer_combo.setLayer(layer)
-    dock.run_button.click()
-    assert dock.task is not None, dock.messages.toPlainText()
-    wait_until(lambda: dock.progress_bar.value() > 0 or dock.task is None)
+    dock.view.layer_combo.setLayer(layer)
+    dock.view.run_button.click()
+    assert dock.task is not None, dock.view.messages.toPlainText()
+    wait_until(lambda: dock.view.progress_bar.value() > 0 or dock.task is None)
     assert dock.task is not None, "the run finished before it could be cancelled"
-    dock.cancel_button.click()
+    dock.view.cancel_button.click()
     wait_until(lambda: dock.task is None, timeout=60)
-    assert "Cancelled; nothing was written." in dock.messages.toPlainText()
+    text = dock.view.messages.toPlainText()
+    assert text.count(CANCELLED_MESSAGE) == 1 and "fail" not in text.lower()
     assert list(out.iterdir()) == [] and child_processes_writing(out / "classes.tif") == []
     assert list(QgsProject.instance().mapLayers().values()) == [layer]
-    assert dock.run_button.isEnabled() and not dock.cancel_button.isEnabled()
+    assert dock.view.run_button.isEnabled() and not dock.view.cancel_button.isEnabled()
     dock.deleteLater()
 
 
-def test_settings_are_remembered_between_sessions(qgis_iface, provider, tmp_path):
-    first = SegmenterDock(qgis_iface)
-    first.batch_spin.setValue(3)
-    first.min_area_spin.setValue(12.5)
-    first.set_checked_classes(["road"])
-    first.raster_output.setFilePath(str(tmp_path / "mine.tif"))
+def test_settings_are_remembered_between_sessions(qgis_iface, provider, colour_model, tmp_path):
+    first = _new_dock(qgis_iface, colour_model, tmp_path)
+    first.view.batch_spin.setValue(3)
+    first.view.overlap_spin.setValue(0)
+    first.view.min_area_spin.setValue(12.5)
+    first.view.set_checked_classes(["road"])
+    first.view.raster_output.setFilePath(str(tmp_path / "mine.tif"))
     first.save_settings()
     first.deleteLater()
+    assert DockSettings.load().overlap == 0
     second = SegmenterDock(qgis_iface)
-    assert second.batch_spin.value() == 3 and second.min_area_spin.value() == 12.5
-    assert second.checked_classes() == ["road"]
-    assert second.raster_output.filePath() == str(tmp_path / "mine.tif")
+    wait_until(lambda: second.model_info is not None, timeout=60)
+    assert second.view.batch_spin.value() == 3 and second.view.min_area_spin.value() == 12.5
+    assert second.view.checked_classes() == ["road"]
+    assert second.view.raster_output.filePath() == str(tmp_path / "mine.tif")
     second.deleteLater()
+
+
+def test_overlap_0_chosen_in_the_dock_reaches_the_algorithm_as_0(qgis_iface, provider, colour_model, tmp_path):
+    QgsProject.instance().clear()
+    layer = QgsRasterLayer(str(write_painted_raster(tmp_path / "scene.tif", scene_ids())), "Scene")
+    QgsProject.instance().addMapLayer(layer)
+    dock = _new_dock(qgis_iface, colour_model, tmp_path)
+    dock.view.layer_combo.setLayer(layer)
+    dock.view.overlap_spin.setValue(0)
+    _, params = dock.parameters()
+    assert params["OVERLAP"] == 0 and params["TILE_SIZE"] == 64
+    dock.deleteLater()
+
+
+def test_the_python_placeholder_names_the_interpreter_that_will_run(qgis_iface, provider, monkeypatch, tmp_path):
+    python = tmp_path / "bin" / "python3"
+    python.parent.mkdir()
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    monkeypatch.setenv("DUBAI_SEGMENTER_PYTHON", str(python))
+    dock = SegmenterDock(qgis_iface)
+    placeholder = dock.view.python_widget.lineEdit().placeholderText()
+    assert str(python) in placeholder and "DUBAI_SEGMENTER_PYTHON" in placeholder
+    assert ".venv" not in placeholder
+    dock.deleteLater()
 
 
 def test_a_missing_interpreter_is_explained_in_the_panel(qgis_iface, provider, tmp_path):
@@ -247,11 +288,11 @@ def test_a_missing_interpreter_is_explained_in_the_panel(qgis_iface, provider, t
     layer = QgsRasterLayer(str(write_painted_raster(tmp_path / "scene.tif", scene_ids())), "Scene")
     QgsProject.instance().addMapLayer(layer)
     dock = SegmenterDock(qgis_iface)
-    dock.python_widget.setFilePath(str(tmp_path / "nowhere" / "python"))
-    dock.layer_combo.setLayer(layer)
-    dock.run_button.click()
+    dock.view.python_widget.setFilePath(str(tmp_path / "nowhere" / "python"))
+    dock.view.layer_combo.setLayer(layer)
+    dock.view.run_button.click()
     assert dock.task is None
-    text = dock.messages.toPlainText()
+    text = dock.view.messages.toPlainText()
     assert str(tmp_path / "nowhere" / "python") in text and "does not exist" in text
     dock.deleteLater()
     set_configured_python("")
@@ -265,19 +306,20 @@ def test_installing_packages_reports_a_failure_and_keeps_the_interpreter(qgis_if
     monkeypatch.setenv("PIP_TIMEOUT", "1")
     dock = SegmenterDock(qgis_iface)
     dock.install_packages(tmp_path / "env")
-    assert not dock.install_button.isEnabled()
-    wait_until(lambda: dock.install_button.isEnabled(), timeout=120)
-    text = dock.messages.toPlainText()
+    assert not dock.view.install_button.isEnabled()
+    wait_until(lambda: dock.view.install_button.isEnabled(), timeout=120)
+    text = dock.view.messages.toPlainText()
     assert f"Installing the engine's packages into {tmp_path / 'env'}" in text
     assert f"Setting up {tmp_path / 'env'} failed at '-m pip install'" in text
     assert (tmp_path / "env" / "bin" / "python").exists()  # the venv step itself worked
-    assert dock.python_widget.filePath() == "" and configured_python() == ""
+    assert dock.view.python_widget.filePath() == "" and configured_python() == ""
     dock.deleteLater()
 
 
-def test_class_list_items_are_checkable_with_colour_swatches(qgis_iface, provider):
-    dock = SegmenterDock(qgis_iface)
-    item = dock.class_list.item(0)
-    assert item.flags() & Qt.ItemIsUserCheckable
-    assert item.data(Qt.DecorationRole).getRgb()[:3] == DUBAI_CLASSES[0].color
+def test_class_list_items_are_checkable_with_colour_swatches(qgis_iface, provider, colour_model, tmp_path):
+    dock = _new_dock(qgis_iface, colour_model, tmp_path)
+    item = dock.view.class_list.item(0)
+    assert item.flags() & Qt.ItemFlag.ItemIsUserCheckable
+    assert item.data(Qt.ItemDataRole.DecorationRole).getRgb()[:3] == DUBAI_CLASSES[0].color
+    assert dock.view.checked_classes() == ["building", "road", "water"]  # the model's defaults
     dock.deleteLater()
