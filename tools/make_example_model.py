@@ -33,7 +33,6 @@ def build_model():
     )
     from qgis.PyQt.QtCore import QPointF
 
-    from dubai_segmenter.processing_provider.engine_algorithm import DEFAULT_VECTOR_CLASS_INDICES
     from dubai_segmenter.processing_provider.segment_algorithms import MODEL_FILE_FILTER
 
     model = QgsProcessingModelAlgorithm(MODEL_NAME, "")
@@ -46,7 +45,7 @@ def build_model():
     })
     for position, parameter in enumerate((
         QgsProcessingParameterRasterLayer("input_raster", "Input raster"),
-        QgsProcessingParameterFile("model_file", "Model file", behavior=QgsProcessingParameterFile.File,
+        QgsProcessingParameterFile("model_file", "Model file", behavior=QgsProcessingParameterFile.Behavior.File,
                                    fileFilter=MODEL_FILE_FILTER),
     )):
         component = QgsProcessingModelParameter(parameter.name())
@@ -72,8 +71,8 @@ def build_model():
     vectorize.setDescription("Vectorize classes")
     vectorize.setPosition(QPointF(360, 260))
     vectorize.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("segment", "OUTPUT")])
-    vectorize.addParameterSources("CLASSES", [QgsProcessingModelChildParameterSource.fromStaticValue(
-        DEFAULT_VECTOR_CLASS_INDICES)])
+    # Empty: the classified raster's default classes (building, road, water for the Dubai models).
+    vectorize.addParameterSources("CLASSES", [QgsProcessingModelChildParameterSource.fromStaticValue("")])
     vectorize.addParameterSources("MIN_AREA", [QgsProcessingModelChildParameterSource.fromStaticValue(0.0)])
     vectorize.addParameterSources("SIMPLIFY", [QgsProcessingModelChildParameterSource.fromStaticValue(0.0)])
     polygon_output = QgsProcessingModelOutput("polygons", "Polygons")

@@ -6,6 +6,7 @@ classes.json, which do not match the pixels. Class ids follow the reference proj
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 #: Class id written for pixels that have no data (outside the input's valid area).
 NODATA_CLASS = 255
@@ -33,3 +34,20 @@ DUBAI_CLASSES: tuple[ClassInfo, ...] = (
     ClassInfo(4, "Water", (226, 169, 41)),
     ClassInfo(5, "Unlabeled", (155, 155, 155)),
 )
+
+#: Classes vectorized when none are chosen: the objects analysts edit as polygons.
+DEFAULT_VECTOR_KEYS: tuple[str, ...] = ("building", "road", "water")
+#: Catch-all classes that make no useful polygons.
+_CATCH_ALL_KEYS = frozenset({"unlabeled", "unlabelled", "background", "nodata", "unknown", "other", "void"})
+
+
+def default_vector_classes(classes: Iterable[ClassInfo]) -> tuple[ClassInfo, ...]:
+    """The classes of a model (or raster legend) to vectorize when the user chose none.
+
+    Buildings, roads and water when the model has any of them; a model with other
+    classes gets all of its classes but catch-alls such as "unlabeled", so a 3- or 8-class
+    model has useful defaults in the dock, in Processing and on the command line.
+    """
+    classes = tuple(classes)
+    named = tuple(c for c in classes if c.key in DEFAULT_VECTOR_KEYS)
+    return named or tuple(c for c in classes if c.key not in _CATCH_ALL_KEYS) or classes

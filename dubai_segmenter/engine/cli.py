@@ -87,7 +87,8 @@ def _add_vector_options(parser: argparse.ArgumentParser) -> None:
         "--classes",
         metavar="LIST",
         help="classes to turn into polygons, by name or id, comma-separated "
-        "(default: building,road,water). Names are the first word of the class name in lower case",
+        "(default: building,road,water when the model has them, else all but catch-alls). "
+        "Names are the first word of the class name in lower case",
     )
     parser.add_argument(
         "--min-area",

@@ -24,13 +24,10 @@ from rasterio.crs import CRS
 from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
-from .classes import ClassInfo
+from .classes import ClassInfo, default_vector_classes
 from .polygon_strips import Regions, SeamJoiner, canonical_polygons, run_cancellable, trace_strip
 from .progress import CancelCheck, Cancelled, ProgressCallback, check_cancelled, report
 from .raster_legend import raster_classes
-
-#: Classes vectorized when none are chosen (by ``ClassInfo.key``).
-DEFAULT_VECTOR_CLASSES: tuple[str, ...] = ("building", "road", "water")
 
 # About 2 M pixels per strip: a few MB of working arrays and a few tens of MB of traced
 # pieces whatever the raster size; seams cost little, so smaller strips buy nothing.
@@ -136,10 +133,7 @@ def _choose_classes(
     """Class ids to vectorize, checked against the raster's classes."""
     known = ", ".join(f"{c.id} {c.name}" for c in table.values())
     if classes is None:
-        chosen = tuple(c.id for c in table.values() if c.key in DEFAULT_VECTOR_CLASSES)
-        if not chosen:
-            raise ValueError(f"{source}: has none of the default classes {DEFAULT_VECTOR_CLASSES}; choose from {known}")
-        return chosen
+        return tuple(c.id for c in default_vector_classes(table.values()))
     chosen = tuple(dict.fromkeys(int(c) for c in classes))
     if not chosen:
         raise ValueError(f"no classes chosen; choose from {known}")

@@ -6,6 +6,7 @@ have no rasterio); the legend comes from the engine's GDAL-only ``raster_legend`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from osgeo import gdal
@@ -87,16 +88,35 @@ def class_areas(path: str) -> list[ClassArea]:
     ]
 
 
-def format_area(area_m2: float) -> str:
-    """Square metres below one hectare, hectares below a square kilometre, else km²."""
-    if area_m2 < 1e4:
-        return f"{area_m2:,.0f} m²"
-    if area_m2 < 1e6:
-        return f"{area_m2 / 1e4:,.2f} ha"
-    return f"{area_m2 / 1e6:,.3f} km²"
+@dataclass(frozen=True)
+class AreaUnit:
+    """The unit a whole table of areas is written in, so its rows compare at a glance."""
+
+    symbol: str
+    square_metres: float
+    decimals: int
+
+    def format(self, area_m2: float) -> str:
+        return f"{area_m2 / self.square_metres:,.{self.decimals}f} {self.symbol}"
+
+
+_SQUARE_METRES = AreaUnit("m²", 1.0, 0)
+_HECTARES = AreaUnit("ha", 1e4, 2)
+_SQUARE_KILOMETRES = AreaUnit("km²", 1e6, 3)
+
+
+def area_unit(areas_m2: Sequence[float]) -> AreaUnit:
+    """One unit for a table, chosen by its largest area: m² below a hectare, ha below a km², else km²."""
+    largest = max(areas_m2, default=0.0)
+    if largest < 1e4:
+        return _SQUARE_METRES
+    if largest < 1e6:
+        return _HECTARES
+    return _SQUARE_KILOMETRES
 
 
 def summary_text(areas: list[ClassArea]) -> str:
-    """A plain-text table for the Processing log."""
+    """A plain-text table for the Processing log, in one area unit."""
     width = max(len(a.name) for a in areas)
-    return "\n".join(f"{a.name:<{width}}  {format_area(a.area_m2):>14}  {100 * a.share:5.1f} %" for a in areas)
+    unit = area_unit([a.area_m2 for a in areas])
+    return "\n".join(f"{a.name:<{width}}  {unit.format(a.area_m2):>14}  {100 * a.share:5.1f} %" for a in areas)

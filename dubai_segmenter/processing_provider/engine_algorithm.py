@@ -17,18 +17,19 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDistance,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
 )
 from qgis.PyQt.QtGui import QIcon
 
 from ..child_process.runner import EngineCancelled, EngineError, run_engine
-from ..engine.classes import DUBAI_CLASSES, ClassInfo
+from ..engine.classes import ClassInfo
+from ..qgis_compat import NUMBER_DOUBLE
 from .layer_styles import ClassStylePostProcessor
 
 ICON_PATH = Path(__file__).resolve().parent.parent / "icons" / "icon.png"
-#: Classes vectorized unless the user chooses others (indices into DUBAI_CLASSES).
-DEFAULT_VECTOR_CLASS_INDICES = [i for i, c in enumerate(DUBAI_CLASSES) if c.key in ("building", "road", "water")]
+#: What a cancelled run reports: a cancel is not an error, so this is information.
+CANCELLED_MESSAGE = "Cancelled: the engine was stopped and no output was written."
 
 
 class EngineAlgorithm(QgsProcessingAlgorithm):
@@ -56,39 +57,49 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     # --- parameters -------------------------------------------------------------------
 
     def add_vectorize_parameters(self, distance_parent: str) -> None:
-        """Classes, minimum area and simplification, in the units of ``distance_parent``'s CRS."""
-        self.addParameter(QgsProcessingParameterEnum(
-            self.CLASSES, "Classes to vectorize", options=[c.name for c in DUBAI_CLASSES],
-            allowMultiple=True, defaultValue=DEFAULT_VECTOR_CLASS_INDICES,
+        """Classes, minimum area and simplification, in the units of ``distance_parent``'s CRS.
+
+        Classes are the model's (or the classified raster's), not a fixed list: they are
+        given by name or id and checked by the engine, which knows them.
+        """
+        self.addParameter(QgsProcessingParameterString(
+            self.CLASSES, "Classes to vectorize", optional=True, defaultValue="",
         ))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MIN_AREA, "Minimum polygon area (square map units; smaller regions are dropped)",
-            type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0,
+            self.MIN_AREA, "Minimum polygon area", type=NUMBER_DOUBLE, defaultValue=0.0, minValue=0.0,
         ))
         self.addParameter(QgsProcessingParameterDistance(
-            self.SIMPLIFY, "Simplification tolerance (0 = keep every pixel corner)",
-            defaultValue=0.0, parentParameterName=distance_parent, minValue=0.0,
+            self.SIMPLIFY, "Simplify tolerance", defaultValue=0.0, parentParameterName=distance_parent, minValue=0.0,
         ))
 
-    def chosen_class_keys(self, parameters, context: QgsProcessingContext) -> tuple[str, ...]:
-        indices = self.parameterAsEnums(parameters, self.CLASSES, context)
-        if not indices:
-            raise QgsProcessingException("Choose at least one class to vectorize.")
-        return tuple(DUBAI_CLASSES[i].key for i in indices)
+    def chosen_classes(self, parameters, context: QgsProcessingContext) -> tuple[str, ...] | None:
+        """Class names or ids as given (None: the model's default classes).
+
+        Python callers may pass a list (``[0, 4]``), as they did when this was an enum.
+        """
+        value = parameters.get(self.CLASSES)
+        if isinstance(value, (list, tuple)):
+            text = ",".join(str(v) for v in value)
+        else:
+            text = self.parameterAsString(parameters, self.CLASSES, context) or ""
+        chosen = tuple(part.strip() for part in text.replace(";", ",").split(",") if part.strip())
+        return chosen or None
 
     # --- running the engine -----------------------------------------------------------
 
     @staticmethod
-    def run_child(python: str, arguments: list[str], outputs: list[str], feedback: QgsProcessingFeedback) -> list[str]:
+    def run_child(python: str, arguments: list[str], outputs: list[str], feedback: QgsProcessingFeedback,
+                  start: float = 0.0) -> list[str]:
         """Run the engine with ``python``; progress and cancel through ``feedback``.
 
-        Returns the engine's stdout lines. A cancel raises EngineCancelled (the engine
-        stopped, no output left) for the caller to turn into an empty result.
+        The engine's 0-100 % is mapped onto ``start``-100 % of the bar. Returns the
+        engine's stdout lines. A cancel raises EngineCancelled (the engine stopped, no
+        output left) for the caller to turn into an empty result.
         """
         feedback.pushCommandInfo(shlex.join([python, *arguments]))
 
         def progress(percent: float, message: str) -> None:
-            feedback.setProgress(percent)
+            feedback.setProgress(start + percent * (100.0 - start) / 100.0)
             if message:
                 feedback.setProgressText(message)
 
@@ -102,10 +113,21 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                 feedback.pushDebugInfo(exc.details)
             raise QgsProcessingException(str(exc)) from exc
 
+    @staticmethod
+    def report_cancelled(feedback: QgsProcessingFeedback) -> dict:
+        """One neutral line for a cancelled run, and the empty result Processing expects."""
+        feedback.pushInfo(CANCELLED_MESSAGE)
+        return {}
+
     def style_on_load(self, path: str, classes: tuple[ClassInfo, ...], context: QgsProcessingContext) -> None:
         """Class colours for ``path`` if Processing is going to load it into the project."""
         if context.willLoadLayerOnCompletion(path):
             context.layerToLoadOnCompletionDetails(path).setPostProcessor(ClassStylePostProcessor.create(classes))
+
+
+def help_html(*paragraphs: str) -> str:
+    """Help as paragraphs: QGIS turns every line break of a help string into a new line."""
+    return "".join(f"<p>{paragraph}</p>" for paragraph in paragraphs)
 
 
 def check_extension(path: str, extensions: tuple[str, ...], what: str) -> None:

@@ -32,6 +32,7 @@ from qgis.core import (
     QgsRasterPipe,
     QgsRectangle,
 )
+from qgis.PyQt.QtCore import Qt
 
 _GTIFF_OPTIONS = ["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"]
 
@@ -219,6 +220,33 @@ class PreparedInput:
 
     path: str
     resolution: float | None
+
+
+def preparation_kind(snapshot: RasterSnapshot, extent: QgsRectangle | None,
+                     polygons: Sequence[QgsGeometry] | None) -> str:
+    """What ``prepare_input`` will do: "none" (the file as it is), "warp" or "render" (through QGIS)."""
+    if snapshot.local_path is None:
+        return "render"
+    return "none" if extent is None and polygons is None else "warp"
+
+
+class ShareOfProgress(QgsFeedback):
+    """Feedback for one step that fills the first ``share`` percent of ``parent``'s bar.
+
+    Cancelling the parent cancels this step at once (a direct connection: the step runs
+    in a task's thread, which has no event loop to deliver a queued signal).
+    """
+
+    def __init__(self, parent: QgsFeedback, share: float) -> None:
+        super().__init__()
+        self._parent, self._share = parent, share
+        self.progressChanged.connect(self._forward, Qt.ConnectionType.DirectConnection)
+        parent.canceled.connect(self.cancel, Qt.ConnectionType.DirectConnection)
+        if parent.isCanceled():
+            self.cancel()
+
+    def _forward(self, percent: float) -> None:
+        self._parent.setProgress(percent * self._share / 100.0)
 
 
 def prepare_input(

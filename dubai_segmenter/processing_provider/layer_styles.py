@@ -38,9 +38,17 @@ def style_classified_raster(layer: QgsRasterLayer, classes: Sequence[ClassInfo])
 
 
 def style_polygons(layer: QgsVectorLayer, classes: Sequence[ClassInfo]) -> None:
-    """Categorized by ``class_id``: class colour, semi-transparent fill, darker outline."""
+    """Categorized by ``class_id``: class colour, semi-transparent fill, darker outline.
+
+    Only the classes the layer holds get a category, so the legend lists what was
+    vectorized, not every class of the model.
+    """
+    field = layer.fields().indexOf("class_id")
+    present = {int(value) for value in layer.uniqueValues(field) if value is not None} if field >= 0 else set()
     categories = []
     for c in classes:
+        if c.id not in present:
+            continue
         colour = QColor(*c.color)
         symbol = QgsFillSymbol.createSimple(
             {"color": f"{c.color[0]},{c.color[1]},{c.color[2]},{int(255 * _FILL_OPACITY)}",

@@ -13,11 +13,9 @@ import tempfile
 
 from qgis.core import (
     QgsFeatureRequest,
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingMultiStepFeedback,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
     QgsProcessingParameterDistance,
@@ -34,32 +32,55 @@ from qgis.core import (
 from ..child_process.engine_command import SegmentRequest, VectorizeOptions
 from ..child_process.runner import EngineCancelled
 from ..engine.raster_legend import raster_classes
+from ..qgis_compat import FILE_BEHAVIOUR_FILE, NUMBER_INTEGER, VECTOR_POLYGON_SOURCE
 from .classified_raster import class_areas, summary_text
-from .engine_algorithm import EngineAlgorithm, check_extension
+from .engine_algorithm import EngineAlgorithm, check_extension, help_html
 from .engine_python import engine_python
-from .input_preparation import InputPreparationError, RasterSnapshot, prepare_input
+from .input_preparation import (
+    InputPreparationError,
+    RasterSnapshot,
+    ShareOfProgress,
+    preparation_kind,
+    prepare_input,
+)
 
 MODEL_FILE_FILTER = "Dubai segmenter models (*.safetensors *.onnx);;All files (*)"
 
-_SEGMENT_HELP = """<p>Classifies every pixel of a raster into the land-cover classes of a model
-(for the Dubai models: building, land, road, vegetation, water, unlabeled) and writes a
-classified GeoTIFF in the input's CRS, with the class colours and names as its legend.</p>
-<p>The model runs as a sliding window (tile size and overlap default to the model's) in a
-separate Python process, so QGIS stays responsive and Cancel stops it at once without
-leaving a half-written file. Pixels without data, and pixels outside the chosen polygons,
-get the no-data value 255.</p>
-<p><b>Input raster</b>: any raster layer; web (WMS/XYZ) and VRT layers are exported to a
-temporary GeoTIFF of the processing area first. <b>Bands</b>: the bands the model reads,
-in order (default: the first ones, e.g. 1,2,3 for RGB). <b>Processing resolution</b>: map
-units per pixel to resample to (empty: the layer's own; required for web layers).
-<b>Processing extent / Only inside polygons</b>: process part of the layer only.</p>
-<p>The Python that runs the model is chosen in the Dubai Segmenter panel (or with the
-environment variable DUBAI_SEGMENTER_PYTHON); if it lacks a package the error says which
-and gives the pip command.</p>"""
+#: Share of the progress bar for preparing the input, by what preparing takes: nothing
+#: for a local file read as it is, a GDAL warp of the area (fast next to the model),
+#: or rendering a web layer through QGIS (network-bound).
+PREPARATION_SHARE = {"none": 0.0, "warp": 5.0, "render": 25.0}
 
-_VECTORIZE_HELP = """<p>Also turns the chosen classes into polygons (GeoPackage layer
-<i>land_cover</i> with fields class_id, class_name, area, perimeter): regions smaller than
-the minimum area are dropped and outlines are simplified with the given tolerance.</p>"""
+
+_SEGMENT_HELP = (
+    "Classifies every pixel of a raster into the land-cover classes of a model (for the Dubai models: "
+    "building, land, road, vegetation, water, unlabeled) and writes a classified GeoTIFF in the input's "
+    "CRS, with the class colours and names as its legend.",
+    "The model runs as a sliding window in a separate Python process, so QGIS stays responsive and Cancel "
+    "stops it at once without leaving a half-written file. Pixels without data, and pixels outside the "
+    "chosen polygons, get the no-data value 255.",
+    "<b>Input raster</b>: any raster layer; web (WMS/XYZ) and VRT layers are exported to a temporary "
+    "GeoTIFF of the processing area first. <b>Bands</b>: the bands the model reads, in order (default: "
+    "the first ones, e.g. 1,2,3 for RGB). <b>Model file</b>: a .safetensors or exported .onnx model.",
+    "<b>Tile size</b> and <b>Tile overlap</b> in pixels: empty for the model's own (the tile a multiple "
+    "of 32; an overlap of 0 is allowed and means tiles do not overlap). <b>Tiles per batch</b>: more is a "
+    "little faster and needs more memory.",
+    "<b>Resolution</b>: map units per pixel to resample to (empty or 0: the layer's own; required for "
+    "web layers). <b>Extent</b> and <b>Only inside polygons</b>: process part of the layer only.",
+    "The Python that runs the model is chosen in the Dubai Segmenter panel (or with the environment "
+    "variable DUBAI_SEGMENTER_PYTHON); if it lacks a package the error says which and gives the pip "
+    "command.",
+)
+
+_VECTORIZE_HELP = (
+    "Also turns the chosen classes into polygons (GeoPackage layer <i>land_cover</i> with fields "
+    "class_id, class_name, area, perimeter).",
+    "<b>Classes to vectorize</b>: names or ids of the model's classes, comma-separated (e.g. "
+    "building,road or 0,2); empty: building, road and water when the model has them, else all classes "
+    "but catch-alls such as unlabeled. <b>Minimum polygon area</b> (square map units) drops smaller "
+    "regions; <b>Simplify tolerance</b> (map units) straightens pixel staircases, 0 keeps every pixel "
+    "corner.",
+)
 
 
 class SegmentRasterAlgorithm(EngineAlgorithm):
@@ -86,7 +107,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
         return "Segment raster (land cover)"
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
-        return _SEGMENT_HELP
+        return help_html(*_SEGMENT_HELP)
 
     def tags(self) -> list[str]:
         return ["segmentation", "classification", "land cover", "deep learning", "u-net", "buildings", "roads"]
@@ -94,39 +115,31 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
         self.addParameter(QgsProcessingParameterBand(
-            self.BANDS, "Bands for the model (in order; default: the first ones)", parentLayerParameterName=self.INPUT,
-            optional=True, allowMultiple=True,
+            self.BANDS, "Bands", parentLayerParameterName=self.INPUT, optional=True, allowMultiple=True,
         ))
         self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, "Model file", behavior=QgsProcessingParameterFile.File, fileFilter=MODEL_FILE_FILTER,
+            self.MODEL, "Model file", behavior=FILE_BEHAVIOUR_FILE, fileFilter=MODEL_FILE_FILTER,
         ))
-        for name, label, minimum in (
-            (self.TILE_SIZE, "Tile size in pixels (empty: the model's; a multiple of 32)", 32),
-            (self.OVERLAP, "Tile overlap in pixels (empty: the model's)", 0),
-        ):
+        for name, label, minimum in ((self.TILE_SIZE, "Tile size", 32), (self.OVERLAP, "Tile overlap", 0)):
             self.addParameter(QgsProcessingParameterNumber(
-                name, label, type=QgsProcessingParameterNumber.Integer, optional=True, minValue=minimum,
+                name, label, type=NUMBER_INTEGER, optional=True, minValue=minimum,
             ))
         self.addParameter(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, "Tiles per batch (more is faster, needs more memory)",
-            type=QgsProcessingParameterNumber.Integer, defaultValue=1, minValue=1,
+            self.BATCH_SIZE, "Tiles per batch", type=NUMBER_INTEGER, defaultValue=1, minValue=1,
         ))
         self.addParameter(QgsProcessingParameterDistance(
-            self.RESOLUTION, "Processing resolution, map units per pixel (empty or 0: the layer's own)",
-            parentParameterName=self.INPUT, optional=True, minValue=0.0,
+            self.RESOLUTION, "Resolution", parentParameterName=self.INPUT, optional=True, minValue=0.0,
         ))
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Processing extent (empty: whole layer)",
-                                                       optional=True))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.MASK, "Only inside polygons of (pixels outside become no data)",
-            [QgsProcessing.TypeVectorPolygon], optional=True,
+            self.MASK, "Only inside polygons", [VECTOR_POLYGON_SOURCE], optional=True,
         ))
         if self.with_polygons:
             self.add_vectorize_parameters(self.INPUT)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classified raster"))
         if self.with_polygons:
             self.addParameter(QgsProcessingParameterVectorDestination(
-                self.OUTPUT_VECTOR, "Polygons", type=QgsProcessing.TypeVectorPolygon,
+                self.OUTPUT_VECTOR, "Polygons", type=VECTOR_POLYGON_SOURCE,
             ))
         self.addOutput(QgsProcessingOutputString(self.CLASS_AREAS, "Area per class (JSON)"))
 
@@ -140,11 +153,10 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
         return True
 
     def _optional_number(self, parameters, name: str, context: QgsProcessingContext) -> float | None:
-        """An optional number, None when left empty (or 0, meaning "the default")."""
+        """An optional number, None only when left empty: 0 is a value (an overlap of 0)."""
         if parameters.get(name) in (None, ""):
             return None
-        value = self.parameterAsDouble(parameters, name, context)
-        return value or None
+        return self.parameterAsDouble(parameters, name, context)
 
     def _polygons(self, parameters, context: QgsProcessingContext):
         source = self.parameterAsSource(parameters, self.MASK, context)
@@ -168,7 +180,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
             out_vector = self.parameterAsOutputLayer(parameters, self.OUTPUT_VECTOR, context)
             check_extension(out_vector, (".gpkg",), "polygon output")
             vectorize = VectorizeOptions(
-                classes=self.chosen_class_keys(parameters, context),
+                classes=self.chosen_classes(parameters, context),
                 min_area=self.parameterAsDouble(parameters, self.MIN_AREA, context),
                 simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
             )
@@ -176,19 +188,21 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
         if parameters.get(self.EXTENT) not in (None, ""):
             extent = self.parameterAsExtent(parameters, self.EXTENT, context, self.snapshot.crs)
         tile, overlap = (self._optional_number(parameters, n, context) for n in (self.TILE_SIZE, self.OVERLAP))
-        steps = QgsProcessingMultiStepFeedback(2, feedback)
+        # 0 or empty resolution: the layer's own (a resolution of 0 means nothing else).
+        resolution = self._optional_number(parameters, self.RESOLUTION, context) or None
+        polygons = self._polygons(parameters, context)
+        preparation = PREPARATION_SHARE[preparation_kind(self.snapshot, extent, polygons)]
         work_dir = tempfile.mkdtemp(prefix="dubai_segmenter_", dir=QgsProcessingUtils.tempFolder())
         try:
             try:
-                prepared = prepare_input(self.snapshot, work_dir, extent, self._polygons(parameters, context),
-                                         self._optional_number(parameters, self.RESOLUTION, context), steps)
+                prepared = prepare_input(self.snapshot, work_dir, extent, polygons, resolution,
+                                         ShareOfProgress(feedback, preparation))
             except InputPreparationError as exc:
                 raise QgsProcessingException(str(exc)) from exc
             if prepared is None or feedback.isCanceled():
-                return {}
+                return self.report_cancelled(feedback)
             if prepared.path != self.snapshot.local_path:
                 feedback.pushInfo(f"Prepared the processing area as {prepared.path}")
-            steps.setCurrentStep(1)
             request = SegmentRequest(
                 input_path=prepared.path,
                 model_path=model,
@@ -202,10 +216,9 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
                 resolution=prepared.resolution,
             )
             try:
-                self.run_child(python, request.arguments(), request.outputs(), steps)
+                self.run_child(python, request.arguments(), request.outputs(), feedback, start=preparation)
             except EngineCancelled:
-                feedback.reportError("Cancelled: the engine was stopped and no output was written.", False)
-                return {}
+                return self.report_cancelled(feedback)
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
         areas = class_areas(out_raster)
@@ -231,4 +244,4 @@ class SegmentAndVectorizeAlgorithm(SegmentRasterAlgorithm):
         return "Segment raster and vectorize classes"
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
-        return _SEGMENT_HELP + _VECTORIZE_HELP
+        return help_html(*_SEGMENT_HELP, *_VECTORIZE_HELP)

@@ -7,7 +7,6 @@ start; chained after "Segment raster" in the modeler it gives the same polygons 
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -18,17 +17,21 @@ from qgis.core import (
 from ..child_process.engine_command import VectorizeOptions, VectorizeRequest
 from ..child_process.runner import EngineCancelled
 from ..engine.raster_legend import raster_classes
-from .engine_algorithm import EngineAlgorithm, check_extension
+from ..qgis_compat import VECTOR_POLYGON_SOURCE
+from .engine_algorithm import EngineAlgorithm, check_extension, help_html
 from .engine_python import engine_python
 from .input_preparation import local_gdal_file
 
-_HELP = """<p>Turns the chosen classes of a classified raster (the output of <i>Segment
-raster</i>) into polygons: one polygon per connected region, holes kept, in the raster's
-CRS, written to a GeoPackage layer <i>land_cover</i> with fields class_id, class_name,
-area and perimeter (map units).</p>
-<p><b>Minimum polygon area</b> drops smaller regions (square map units);
-<b>Simplification tolerance</b> straightens pixel staircases (map units; 0 keeps every
-pixel corner). Class names come from the raster's legend.</p>"""
+_HELP = (
+    "Turns the chosen classes of a classified raster (the output of <i>Segment raster</i>) into polygons: "
+    "one polygon per connected region, holes kept, in the raster's CRS, written to a GeoPackage layer "
+    "<i>land_cover</i> with fields class_id, class_name, area and perimeter (map units).",
+    "<b>Classes to vectorize</b>: names or ids of the raster's classes, comma-separated (e.g. building,road "
+    "or 0,2); empty: building, road and water when the raster has them, else all classes but catch-alls "
+    "such as unlabeled. Class names come from the raster's legend.",
+    "<b>Minimum polygon area</b> drops smaller regions (square map units); <b>Simplify tolerance</b> "
+    "straightens pixel staircases (map units; 0 keeps every pixel corner).",
+)
 
 
 class VectorizeClassesAlgorithm(EngineAlgorithm):
@@ -44,7 +47,7 @@ class VectorizeClassesAlgorithm(EngineAlgorithm):
         return "Vectorize classes"
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
-        return _HELP
+        return help_html(*_HELP)
 
     def tags(self) -> list[str]:
         return ["polygonize", "vectorize", "land cover", "classes", "buildings", "roads", "water"]
@@ -53,7 +56,7 @@ class VectorizeClassesAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Classified raster"))
         self.add_vectorize_parameters(self.INPUT)
         self.addParameter(QgsProcessingParameterVectorDestination(
-            self.OUTPUT, "Polygons", type=QgsProcessing.TypeVectorPolygon,
+            self.OUTPUT, "Polygons", type=VECTOR_POLYGON_SOURCE,
         ))
 
     def prepareAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 - QGIS API
@@ -74,14 +77,13 @@ class VectorizeClassesAlgorithm(EngineAlgorithm):
         out_vector = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         check_extension(out_vector, (".gpkg",), "polygon output")
         request = VectorizeRequest(self.classified_path, out_vector, VectorizeOptions(
-            classes=self.chosen_class_keys(parameters, context),
+            classes=self.chosen_classes(parameters, context),
             min_area=self.parameterAsDouble(parameters, self.MIN_AREA, context),
             simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
         ))
         try:
             self.run_child(python, request.arguments(), request.outputs(), feedback)
         except EngineCancelled:
-            feedback.reportError("Cancelled: the engine was stopped and no output was written.", False)
-            return {}
+            return self.report_cancelled(feedback)
         self.style_on_load(out_vector, raster_classes(self.classified_path), context)
         return {self.OUTPUT: out_vector}

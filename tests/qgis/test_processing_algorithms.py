@@ -193,7 +193,8 @@ def test_toolbox_outputs_are_loaded_in_the_class_colours(provider, batch, tmp_pa
                if lyr.source().startswith(result["OUTPUT"])]
     renderer = layer.renderer()
     assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "class_id"
-    assert [c.label() for c in renderer.categories()] == [c.name for c in DUBAI_CLASSES]
+    # Only the classes vectorized (the defaults: building, road, water) are in the legend.
+    assert [c.label() for c in renderer.categories()] == ["Building", "Road", "Water"]
     QgsProject.instance().removeMapLayer(layer)
 
 
@@ -314,3 +315,39 @@ def test_outputs_other_than_geotiff_and_geopackage_are_refused_up_front(provider
     assert algorithm.parameterDefinition("OUTPUT").defaultFileExtension() == "tif"
     assert algorithm.parameterDefinition("OUTPUT_VECTOR").defaultFileExtension() == "gpkg"
 
+
+
+class CommandFeedback(RecordingFeedback):
+    """Also keeps the engine's command line and every progress value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commands: list[str] = []
+        self.progress: list[float] = []
+        self.progressChanged.connect(self.progress.append)
+
+    def pushCommandInfo(self, info):  # noqa: N802
+        self.commands.append(info)
+
+
+def test_overlap_0_stays_0_and_progress_follows_the_engine(provider, scenes, colour_model, tmp_path):
+    feedback = CommandFeedback()
+    result = processing.run("dubai_segmenter:segment_raster", {
+        "INPUT": str(scenes[0][0]), "MODEL": str(colour_model), "OVERLAP": 0, "OUTPUT": str(tmp_path / "o.tif"),
+    }, feedback=feedback)
+    [command] = feedback.commands
+    assert " --overlap 0 " in f"{command} "  # not the model's 16
+    np.testing.assert_array_equal(read_band(result["OUTPUT"]), scenes[0][1])
+    # A local GeoTIFF needs no preparation: the bar is the engine's, no jump to 50 % first.
+    moving = [p for p in feedback.progress if 0 < p < 100]
+    assert moving and moving[0] <= 25 and moving == sorted(moving)  # 4 tiles: the first is 25 %
+
+
+def test_help_is_paragraphs_and_labels_are_short(provider):
+    for algorithm in provider.algorithms():
+        if not algorithm.id().startswith("dubai_segmenter:") or algorithm.name().startswith("Example"):
+            continue
+        text = algorithm.shortHelpString()
+        assert "\n" not in text and text.startswith("<p>"), algorithm.id()
+        for parameter in algorithm.parameterDefinitions():
+            assert len(parameter.description()) <= 22, parameter.description()
