@@ -133,7 +133,8 @@ def blend_tiles(
         yield from run_pending()
 
 
-def _check_predictor(predictor: Predictor, tile_size: int | None, overlap: int | None) -> tuple[int, int]:
+def check_predictor(predictor: Predictor, tile_size: int | None, overlap: int | None) -> tuple[int, int]:
+    """(tile, overlap) of a run: the options checked against what the predictor was opened for."""
     tile = predictor.tile_size if tile_size is None else tile_size
     if tile != predictor.tile_size:
         raise ValueError(
@@ -158,7 +159,7 @@ def segment_array(
     Same tiling and blending as ``segment_raster``; pixels where ``valid`` is False get
     all-zero probabilities.
     """
-    tile, overlap = _check_predictor(predictor, tile_size, overlap)
+    tile, overlap = check_predictor(predictor, tile_size, overlap)
     image = np.asarray(image, dtype=np.float32)
     bands = predictor.metadata.input_bands
     if image.ndim != 3 or image.shape[2] != bands:
@@ -209,13 +210,32 @@ def _classify_into(
             band_row = block.row
             band_ids = np.empty((height, dataset.width), dtype=np.uint8)
             band_confidence = np.empty((height, dataset.width), dtype=np.uint8) if confidence else None
-        class_ids, probability = block.classes()
+        class_ids, sure = block_layers(block, confidence)
         band_ids[:, block.col : block.col + width] = class_ids
         if confidence:
-            sure = np.rint(probability * 100).astype(np.uint8)
-            sure[class_ids == NODATA_CLASS] = NODATA_CLASS
             band_confidence[:, block.col : block.col + width] = sure
     write_band()
+
+
+def block_layers(block: BlendedBlock, confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The output layers of a finished block: uint8 class ids and, if asked, confidence in
+    percent (NODATA_CLASS where there is no data). One rule for every writer of results."""
+    class_ids, probability = block.classes()
+    if not confidence:
+        return class_ids, None
+    sure = np.rint(probability * 100).astype(np.uint8)
+    sure[class_ids == NODATA_CLASS] = NODATA_CLASS
+    return class_ids, sure
+
+
+def run_details(bands: tuple[int, ...], scaling: BandScaling, tile: int, overlap: int, options: SegmentOptions) -> dict[str, str]:
+    """How a run was made (bands, scaling, tiling, resolution): logged and stored in the output's tags."""
+    return {
+        "bands": ",".join(map(str, bands)),
+        "scaling": scaling.describe(),
+        "tiling": f"tile {tile}, overlap {overlap}, batch {options.batch_size}",
+        "resolution": "input grid" if options.resolution is None else f"{options.resolution:g} CRS units/pixel",
+    }
 
 
 def _resample_back(
@@ -262,7 +282,7 @@ def segment_raster(
     output path is left as it was.
     """
     started = time.perf_counter()
-    tile, overlap = _check_predictor(predictor, options.tile_size, options.overlap)
+    tile, overlap = check_predictor(predictor, options.tile_size, options.overlap)
     if options.batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {options.batch_size}")
     output_path = check_output_path(output_path, input_path)
@@ -270,12 +290,7 @@ def segment_raster(
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(input_path) as source:
         bands = choose_bands(source, options.bands, metadata.input_bands)
         scaling = compute_scaling(source, bands, metadata.input_scale)
-        details = {
-            "bands": ",".join(map(str, bands)),
-            "scaling": scaling.describe(),
-            "tiling": f"tile {tile}, overlap {overlap}, batch {options.batch_size}",
-            "resolution": "input grid" if options.resolution is None else f"{options.resolution:g} CRS units/pixel",
-        }
+        details = run_details(bands, scaling, tile, overlap, options)
         writer = ClassifiedRasterWriter(
             output_path,
             width=source.width,

@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Connecting to a cluster: a LocalCluster on this machine, or an existing Dask scheduler.
+
+``local[:N]`` starts N single-threaded worker processes here (default: one per core);
+``tcp://HOST:PORT`` joins a cluster someone started with ``dask scheduler`` and
+``dask worker``, dask-jobqueue or the Dask Kubernetes operator. One thread per worker:
+a worker runs one tile at a time and ONNX Runtime gets the host's cores / workers there.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import Counter
+from typing import Iterator
+
+#: Seconds to wait for a scheduler to answer, and for a cluster to have a worker.
+CONNECT_TIMEOUT = 10
+
+
+class ClusterError(ValueError):
+    """The cluster asked for cannot be used (one sentence saying why and what to do)."""
+
+
+def parse_local(spec: str) -> int:
+    """'local' -> cores here, 'local:N' -> N, else ClusterError."""
+    name, _, count = spec.partition(":")
+    if name != "local" or (count and not (count.isdigit() and int(count) > 0)):
+        raise ClusterError(f"bad --cluster {spec!r}: use 'local' or 'local:N' with N workers, e.g. local:2")
+    return int(count) if count else len(os.sched_getaffinity(0))
+
+
+@contextlib.contextmanager
+def connect(cluster: str | None = None, scheduler: str | None = None) -> Iterator:
+    """A ``distributed.Client`` on a new LocalCluster (``cluster``) or on ``scheduler``; closed on exit.
+
+    Raises ClusterError when the scheduler does not answer or has no worker.
+    """
+    from distributed import Client, LocalCluster
+
+    if (cluster is None) == (scheduler is None):
+        raise ClusterError("give exactly one of a local cluster ('local[:N]') or a scheduler address")
+    with contextlib.ExitStack() as stack:
+        if cluster is not None:
+            workers = parse_local(cluster)
+            local = stack.enter_context(
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            )
+            address = local
+        else:
+            address = scheduler
+        try:
+            client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT))
+        except (OSError, TimeoutError, ValueError) as error:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT} s; "
+                "check the address and that 'dask scheduler' is running there"
+            ) from error
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as error:
+            raise ClusterError(
+                f"the Dask scheduler at {scheduler} has no workers; start some with 'dask worker {scheduler}'"
+            ) from error
+        yield client
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def threads_by_host(client) -> dict[str, int]:
+    """ONNX Runtime threads for each host's workers: its cores shared evenly among them."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    cores = client.run(_cores)
+    on_host = Counter(info["host"] for info in workers.values())
+    return {
+        workers[address]["host"]: max(1, count // on_host[workers[address]["host"]])
+        for address, count in cores.items() if address in workers
+    }
+
+
+def quiet_distributed_logs() -> None:
+    """Dask logs every worker start and stop at INFO; the command line shows its own progress."""
+    for name in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,0 +1,221 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Segmentation on a Dask cluster gives exactly the single-process result.
+
+One LocalCluster (2 worker processes x 1 thread) for the module; a tiny ONNX model made
+here (a 3x3 convolution with seeded random weights and a softmax: every output pixel
+depends on its neighbours, so a tile read or reflected differently would show); rasters
+whose tiles straddle chunk seams (chunks of 96 px, tiles of 64 with overlap 16), with
+no-data holes, non-8-bit input and a raster smaller than one chunk.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import onnx
+import pytest
+import rasterio
+from onnx import TensorProto, helper, numpy_helper
+from osgeo import gdal
+from rasterio.windows import Window
+
+distributed = pytest.importorskip("distributed")
+
+from dubai_segmenter.engine.distributed.chunk_task import chunk_probabilities  # noqa: E402
+from dubai_segmenter.engine.distributed.plan import ScenePlan, chunk_side  # noqa: E402
+from dubai_segmenter.engine.distributed.run import Scene, cluster_model, segment_scenes  # noqa: E402
+from dubai_segmenter.engine.distributed.worker import ModelPlugin, worker_predictor  # noqa: E402
+from dubai_segmenter.engine.onnx_file import file_sha256, metadata_props  # noqa: E402
+from dubai_segmenter.engine.predictors import open_predictor  # noqa: E402
+from dubai_segmenter.engine.progress import Cancelled  # noqa: E402
+from dubai_segmenter.engine.raster_input import choose_bands, compute_scaling, read_window  # noqa: E402
+from dubai_segmenter.engine.segment import SegmentOptions, segment_array, segment_raster  # noqa: E402
+from dubai_segmenter.engine.tiling import TileGrid  # noqa: E402
+from tests.engine.helpers import colour_metadata  # noqa: E402
+from tests.engine.rasters import write_raster  # noqa: E402
+
+TILE, OVERLAP = 64, 16
+CHUNK = chunk_side(TILE, OVERLAP, 100)  # 96: two tile strides
+
+
+def save_conv_onnx(path, seed: int = 0):
+    """A dubai_segmenter ONNX export of a 3x3 convolution (3 -> 6 classes) and a softmax."""
+    rng = np.random.default_rng(seed)
+    weights = numpy_helper.from_array(rng.normal(0, 2, (6, 3, 3, 3)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(rng.normal(0, 0.5, 6).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w", "b"], ["logits"], pads=[1, 1, 1, 1]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "conv",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, TILE, TILE])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 6, TILE, TILE])],
+        [weights, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for key, value in metadata_props(colour_metadata(TILE, OVERLAP), TILE, "").items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return save_conv_onnx(tmp_path_factory.mktemp("model") / "conv.onnx")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """name -> input path: seams (uint8, 250 x 300, no-data hole), stretched (uint16 with a
+    nodata value and a hole, 170 x 130), small (uint8, 60 x 90: less than one chunk)."""
+    folder = tmp_path_factory.mktemp("scenes")
+    rng = np.random.default_rng(1)
+    seams = rng.integers(1, 256, (3, 250, 300), dtype=np.uint8)
+    seams[:, 100:160, 90:200] = 0
+    stretched = rng.integers(100, 4000, (3, 170, 130)).astype(np.uint16)
+    stretched[:, 40:90, 10:60] = 0
+    small = rng.integers(0, 256, (3, 60, 90), dtype=np.uint8)
+    return {
+        "seams": write_raster(folder / "seams.tif", seams, nodata=0),
+        "stretched": write_raster(folder / "stretched.tif", stretched, nodata=0),
+        "small": write_raster(folder / "small.tif", small),
+    }
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory, scenes, model):
+    """The single-process results (all cores for ONNX Runtime, as a user runs it)."""
+    folder = tmp_path_factory.mktemp("single")
+    predictor = open_predictor(model)
+    options = SegmentOptions(confidence=True)
+    return {name: segment_raster(path, predictor, folder / f"{name}.tif", options).output_path for name, path in scenes.items()}
+
+
+def _probabilities_on_worker(plan, chunk):
+    return chunk_probabilities(plan, chunk, worker_predictor(plan.model_sha256, plan.grid.tile_size))
+
+
+@pytest.mark.parametrize("name", ["seams", "stretched", "small"])
+def test_probabilities_are_bitwise_the_single_process_ones(client, scenes, model, name):
+    path = scenes[name]
+    predictor = open_predictor(model)
+    with rasterio.open(path) as source:
+        bands = choose_bands(source, None, 3)
+        scaling = compute_scaling(source, bands, predictor.metadata.input_scale)
+        pixels, valid = read_window(source, bands, Window(0, 0, source.width, source.height))
+        grid = TileGrid.for_raster(source.height, source.width, TILE, OVERLAP)
+    expected = segment_array(scaling.apply(pixels), predictor, TILE, OVERLAP, valid=valid)
+
+    plan = ScenePlan(str(path), bands, scaling, grid, CHUNK, 1, False, file_sha256(model))
+    client.register_plugin(ModelPlugin(model, TILE, {}))
+    futures = client.map(_probabilities_on_worker, [plan] * len(plan.chunks), plan.chunks, pure=False)
+    got = np.zeros_like(expected)
+    for chunk, part in zip(plan.chunks, client.gather(futures)):
+        got[chunk.row : chunk.row + chunk.height, chunk.col : chunk.col + chunk.width] = part
+    assert len(plan.chunks) == {"seams": 12, "stretched": 4, "small": 1}[name]
+    assert (~valid).any() == (name != "small")
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def _describe(path):
+    """Everything a user sees in a classified GeoTIFF: pixels, overviews, legend, tags, grid."""
+    dataset = gdal.Open(str(path))
+    band = dataset.GetRasterBand(1)
+    table = band.GetColorTable()
+    return {
+        "pixels": dataset.ReadAsArray(),
+        "overviews": [band.GetOverview(i).ReadAsArray() for i in range(band.GetOverviewCount())],
+        "colours": [table.GetColorEntry(i) for i in range(table.GetCount())],
+        "names": band.GetCategoryNames(),
+        "descriptions": [dataset.GetRasterBand(i + 1).GetDescription() for i in range(dataset.RasterCount)],
+        "nodata": band.GetNoDataValue(),
+        "grid": (dataset.GetGeoTransform(), dataset.GetProjection()),
+        "block": band.GetBlockSize(),
+    }
+
+
+def assert_same_file(got, expected):
+    got, expected = _describe(got), _describe(expected)
+    assert got.keys() == expected.keys()
+    for key in got:
+        if key in ("pixels", "overviews"):
+            np.testing.assert_array_equal(np.asarray(got[key]), np.asarray(expected[key]), err_msg=key)
+        else:
+            assert got[key] == expected[key], key
+
+
+def test_many_scenes_on_two_workers_give_the_single_process_files(client, scenes, references, model, tmp_path):
+    jobs = [Scene(path, tmp_path / f"{name}.tif") for name, path in scenes.items()]
+    jobs.append(Scene(tmp_path / "missing.tif", tmp_path / "missing-out.tif"))
+    fractions = []
+    done = segment_scenes(client, jobs, model, SegmentOptions(confidence=True), chunk=100,
+                          progress=lambda f, m: fractions.append(f))
+    for scene, name in zip(done, scenes):
+        assert scene.error is None, scene.error
+        assert_same_file(scene.output_path, references[name])
+        with rasterio.open(references[name]) as reference:
+            assert rasterio.open(scene.output_path).tags() == reference.tags() | {
+                "SEGMENTATION": rasterio.open(scene.output_path).tags()["SEGMENTATION"]}
+    assert "input raster not found" in done[-1].error and not (tmp_path / "missing-out.tif").exists()
+    assert len(set().union(*(s.worker_pids for s in done))) == 2
+    assert fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.tif{x}" for n in scenes for x in ("", ".aux.xml"))
+
+
+def test_workers_run_onnx_runtime_only(client, model):
+    client.register_plugin(ModelPlugin(model, TILE, {}))
+    assert not any(client.run(lambda: "tensorflow" in __import__("sys").modules).values())
+
+
+def test_cancelling_leaves_no_output_and_no_parts(client, scenes, model, tmp_path):
+    with pytest.raises(Cancelled):
+        segment_scenes(client, [Scene(scenes["seams"], tmp_path / "out.tif")], model, chunk=100,
+                       cancel=lambda: True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rerun_after_a_crash_reuses_finished_parts(client, scenes, references, model, tmp_path):
+    parts_seen = []
+
+    def crash_after_some_parts():
+        parts = [p for d in tmp_path.glob(".out.tif.parts-*") for p in d.glob("*.tif")]
+        parts_seen.append(len(parts))
+        if len(parts) >= 3:
+            raise RuntimeError("simulated crash of the client")
+        return False
+
+    options = SegmentOptions(confidence=True)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        segment_scenes(client, [Scene(scenes["seams"], tmp_path / "out.tif")], model, options, chunk=100,
+                       cancel=crash_after_some_parts)
+    assert not (tmp_path / "out.tif").exists()
+    (scene,) = segment_scenes(client, [Scene(scenes["seams"], tmp_path / "out.tif")], model, options, chunk=100)
+    assert 3 <= scene.reused_parts < 12
+    assert_same_file(scene.output_path, references["seams"])
+    assert not list(tmp_path.glob(".out.tif.parts-*"))
+
+
+def test_a_worker_killed_mid_run_changes_nothing(client, scenes, references, model, tmp_path):
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill_one_worker(fraction, message):
+        if not killed and fraction > 0:  # the first part is in; others run or wait on the workers
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    (scene,) = segment_scenes(client, [Scene(scenes["seams"], tmp_path / "out.tif")], model,
+                              SegmentOptions(confidence=True), chunk=50, progress=kill_one_worker)
+    assert killed and scene.error is None
+    assert_same_file(scene.output_path, references["seams"])
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
