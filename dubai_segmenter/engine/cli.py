@@ -167,9 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.add_argument(
         "--backend",
-        choices=("auto", "tf", "onnx"),
+        choices=("auto", "tf", "onnx", "int8"),
         default="auto",
-        help="what computes the model: auto (best available), tf (TensorFlow), onnx (ONNX Runtime)",
+        help="what computes the model: auto (best available: int8 only where the CPU has VNNI/AMX-INT8 and "
+        "the int8 export passed its accuracy gate), tf (TensorFlow), onnx (ONNX Runtime, float32), "
+        "int8 (the int8 export beside the model)",
     )
     _add_progress_option(segment)
 
@@ -201,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--tile", type=_positive_int, metavar="PIXELS", help="tile size of the export (default: the model's)"
     )
+    export.add_argument(
+        "--precision", choices=("fp32", "int8"), default="fp32",
+        help="fp32 (default) or int8: static quantization calibrated on training images "
+        "(default output NAME.int8.onnx beside MODEL; `make int8` also runs the accuracy gate)",
+    )
+    export.add_argument("--calibration", metavar="DIR", help="int8: folder of training images (default: $DATA_DIR)")
+    export.add_argument("--calibration-tiles", type=_positive_int, default=16, metavar="N", help="int8: tiles (16)")
     from dubai_segmenter.engine.model_commands import add_models_parser
 
     add_models_parser(commands)
@@ -409,9 +418,16 @@ def _export_onnx(args: argparse.Namespace) -> int:
     from dubai_segmenter.engine.geotiff_output import check_output_path
     from dubai_segmenter.engine.model_file import read_metadata
 
+    from dubai_segmenter.engine.int8_export import int8_path_for
+
+    int8 = args.precision == "int8"
+    calibration = args.calibration or os.environ.get("DATA_DIR")
     try:
         read_metadata(args.model)
-        target = check_output_path(args.onnx or Path(args.model).with_suffix(".onnx"), args.model)
+        if int8 and not calibration:
+            raise UsageError("--precision int8 needs training images to calibrate on: --calibration DIR (or DATA_DIR)")
+        default = int8_path_for(args.model) if int8 else Path(args.model).with_suffix(".onnx")
+        target = check_output_path(args.onnx or default, args.model)
         if target.suffix.lower() != ".onnx":
             raise UsageError(f"{target}: an ONNX export must end in .onnx")
     except ValueError as error:
@@ -419,8 +435,13 @@ def _export_onnx(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from dubai_segmenter.engine.onnx_file import export_onnx
 
+    from dubai_segmenter.engine.int8_export import export_int8_from_model
+
     try:
-        written = export_onnx(args.model, target, args.tile)
+        if int8:
+            written = export_int8_from_model(args.model, target, calibration, args.calibration_tiles, args.tile)
+        else:
+            written = export_onnx(args.model, target, args.tile)
     except ValueError as error:  # a tile size the architecture cannot run
         raise UsageError(str(error)) from error
     print(f"Wrote {written}", flush=True)

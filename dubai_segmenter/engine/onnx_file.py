@@ -16,7 +16,8 @@ What an exported file holds:
   reference network instead of 147 MB) and computation stays float32;
 - ``metadata_props``: our ``format``/``format_version``/``metadata`` (the ``ModelMetadata``
   JSON, exactly as in the safetensors file), ``source_sha256`` (the model file it came
-  from, so ``open_predictor`` can tell a stale export from a current one), and the keys
+  from, so ``open_predictor`` can tell a stale export from a current one), ``precision``
+  ("fp32"; ``int8_export.py`` writes quantized files), and the keys
   the Deepness QGIS plugin reads (model_type, class_names, resolution in cm/pixel,
   tile_size and tiles_size, tiles_overlap in percent, standardization_mean/std chosen so
   that Deepness's own "divide by 255, then standardize" equals our ``input_scale``).
@@ -67,6 +68,7 @@ def metadata_props(metadata: ModelMetadata, tile_size: int, source_sha256: str) 
         "format_version": str(FORMAT_VERSION),
         "metadata": metadata.to_json(),
         "source_sha256": source_sha256,
+        "precision": "fp32",  # int8 exports say "int8" (int8_export.py)
         "model_type": json.dumps("Segmentor"),
         "class_names": json.dumps({str(c.id): c.name for c in metadata.classes}),
         "tile_size": json.dumps(tile_size),

@@ -12,7 +12,12 @@ How ``open_predictor`` chooses (backend="auto"):
   sits beside it (same name, ``.onnx``; its recorded sha256 matches the model file and
   its tile size the requested one) and onnxruntime is installed: ONNX Runtime is the
   faster backend on a CPU (``benchmarks/bench_backends.py``). Otherwise TensorFlow.
-The chosen backend is the predictor's ``backend`` and ``open_predictor`` logs why.
+  Before that float32 export, an int8 export beside it (``NAME.int8.onnx``, see
+  ``int8_export.py``) is chosen when it is current, its recorded accuracy gate passed and
+  this CPU multiplies int8 natively (``cpu_features.py``); otherwise the reason it was not
+  is logged and float32 runs.
+The chosen backend is the predictor's ``backend`` (its ``precision`` says fp32 or int8)
+and ``open_predictor`` logs why. An ``.onnx`` file given directly runs as it is.
 """
 from __future__ import annotations
 
@@ -25,10 +30,12 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from dubai_segmenter.engine.architectures import check_tile_size
+from dubai_segmenter.engine.cpu_features import int8_support
+from dubai_segmenter.engine.int8_export import int8_path_for, read_precision
 from dubai_segmenter.engine.model_file import ModelFileError, ModelMetadata, load_keras_model, read_metadata
 from dubai_segmenter.engine.onnx_file import file_sha256, open_onnx_session, read_onnx_metadata
 
-BACKENDS: tuple[str, ...] = ("auto", "onnx", "tf")
+BACKENDS: tuple[str, ...] = ("auto", "onnx", "int8", "tf")
 EXPORT_HINT = "python -m dubai_segmenter export-onnx {model} {onnx}"
 log = logging.getLogger(__name__)
 
@@ -93,6 +100,7 @@ class OnnxPredictor:
         self.tile_size = tile_size
         self._session = session
         self._input = session.get_inputs()[0].name
+        self.precision, self.accuracy_gate = read_precision(session.get_modelmeta().custom_metadata_map)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         batch = check_batch(batch, self.tile_size, self.metadata.input_bands)
@@ -119,9 +127,12 @@ def _open_onnx(path: Path, tile_size: int | None, threads: int | None) -> OnnxPr
     return OnnxPredictor(session, metadata, exported_tile)
 
 
-def _current_export(model_path: Path, tile_size: int, threads: int | None) -> tuple[OnnxPredictor | None, str]:
-    """A predictor on the ONNX export beside a model file if that export is current, else (None, why not)."""
-    onnx_path = model_path.with_suffix(".onnx")
+def _current_export(
+    model_path: Path, tile_size: int, threads: int | None, onnx_path: Path | None = None
+) -> tuple[OnnxPredictor | None, str]:
+    """A predictor on the ONNX export beside a model file (default ``NAME.onnx``) if that export
+    is current, else (None, why not)."""
+    onnx_path = model_path.with_suffix(".onnx") if onnx_path is None else onnx_path
     if not onnx_path.is_file():
         return None, f"no export {onnx_path.name} beside the model"
     if not _installed("onnxruntime"):
@@ -136,6 +147,30 @@ def _current_export(model_path: Path, tile_size: int, threads: int | None) -> tu
     if exported_tile != tile_size:
         return None, f"{onnx_path.name} was exported for {exported_tile}-pixel tiles, not {tile_size}"
     return OnnxPredictor(session, metadata, exported_tile), f"{onnx_path.name} is a current export of the model"
+
+
+def _current_int8(model_path: Path, tile_size: int, threads: int | None, check: bool) -> tuple[OnnxPredictor | None, str]:
+    """A predictor on the int8 export beside a model file, else (None, why not).
+
+    ``check``: also require this CPU's int8 instructions and a passed accuracy gate (auto).
+    """
+    int8_path = int8_path_for(model_path)
+    if check:
+        fast, why = int8_support()
+        if not fast:
+            return None, why
+    predictor, why = _current_export(model_path, tile_size, threads, int8_path)
+    if predictor is None:
+        return None, why
+    if predictor.precision != "int8":
+        return None, f"{int8_path.name} is not an int8 export"
+    gate = predictor.accuracy_gate
+    if check and not (gate and gate.get("passed")):
+        return None, f"{int8_path.name} has {'failed' if gate else 'not been through'} the accuracy gate (make int8)"
+    reason = f"{int8_path.name} is a current int8 export"
+    if check:
+        reason += f", passed the accuracy gate and {int8_support()[1]}"
+    return predictor, reason
 
 
 def read_model_metadata(path: str | os.PathLike) -> ModelMetadata:
@@ -157,7 +192,8 @@ def open_predictor(
     """Open a model file (``.safetensors`` or exported ``.onnx``) for prediction.
 
     tile_size: default the model's own (for an ONNX file: the exported one).
-    backend: "auto" (see the module docstring), "onnx" or "tf".
+    backend: "auto" (see the module docstring), "onnx" (float32 export), "int8" (the int8
+    export, whatever the CPU and the gate say) or "tf".
     threads: ONNX Runtime intra-op threads (default: one per core).
     cache_export: with backend "auto" at the model's own tile size, make the ONNX export beside
     a model file that has no current one, when the exporter is installed (``onnx_cache.py``),
@@ -175,11 +211,21 @@ def open_predictor(
                 "open the .safetensors model file it was exported from"
             )
         predictor = _open_onnx(path, tile_size, threads)
-        log.info("backend onnx: %s is an ONNX file", path.name)
+        log.info("backend onnx %s: %s is an ONNX file", predictor.precision, path.name)
+        if predictor.precision == "int8" and not int8_support()[0]:
+            log.warning("note: %s, so this int8 file may run slower than float32", int8_support()[1])
         return predictor
     metadata = read_metadata(path)
     tile = metadata.tile_size if tile_size is None else tile_size
     check_tile_size(metadata.architecture, tile, metadata.architecture_params)
+    if backend in ("auto", "int8"):
+        predictor, why = _current_int8(path, tile, threads, check=backend == "auto")
+        if predictor is not None:
+            log.info("backend onnx int8: %s", why)
+            return predictor
+        if backend == "int8":
+            raise ValueError(f"cannot run {path.name} in int8: {why}. Make it with: make int8 MODEL={path}")
+        log.info("int8 not used: %s", why)
     if backend in ("auto", "onnx"):
         predictor, why = _current_export(path, tile, threads)
         if predictor is None and cache_export and backend == "auto" and tile == metadata.tile_size:

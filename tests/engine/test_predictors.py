@@ -51,7 +51,7 @@ def test_predictions_use_inference_mode(small_unet_model_file):
 
 
 def test_bad_requests_are_refused_clearly(colour_model_file, tmp_path):
-    with pytest.raises(ValueError, match="unknown backend 'torch'; use one of: auto, onnx, tf"):
+    with pytest.raises(ValueError, match="unknown backend 'torch'; use one of: auto, onnx, int8, tf"):
         open_predictor(colour_model_file, backend="torch")
     predictor = open_predictor(colour_model_file)
     with pytest.raises(ValueError, match=r"expected \('N', 64, 64, 3\)"):
