@@ -66,5 +66,11 @@ train: setup
 evaluate: setup
 	$(PY) -m training.evaluate $(or $(MODEL),$(RUN)/model.safetensors)
 
+# int8 export + accuracy gate (training/int8_gate.py): writes MODEL.int8.onnx beside the
+# model (a writable folder), scores it against float32 and records the verdict in it.
+.PHONY: int8
+int8: setup
+	$(PY) -m training.int8_gate $(or $(MODEL),$(RUN)/model.safetensors) $(if $(CALIBRATION),--calibration "$(CALIBRATION)")
+
 clean:
 	rm -rf dist .pytest_cache

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from dubai_segmenter.engine.classes import DUBAI_CLASSES
-from dubai_segmenter.engine.model_file import load_keras_model, read_metadata
-from dubai_segmenter.engine.predictors import open_predictor
+from dubai_segmenter.engine.model_file import load_keras_model
+from dubai_segmenter.engine.predictors import open_predictor, read_model_metadata
 from dubai_segmenter.engine.segment import segment_array
 from training.dataset import REAL_CLASS_IDS, data_dir, list_samples, load_sample, reference_split
 from training.inputs import squash
@@ -38,10 +38,16 @@ REFERENCE_PUBLISHED = {"soft_dice": 0.8112, "pixel_accuracy": 0.8573, "loss": 0.
 
 def evaluate_model(model_path: Path, out_dir: Path, data_root: Path | None = None, tile_size: int | None = None,
                    overlap: int | None = None, batch_size: int = 1, activation_layers: int = 5) -> dict[str, Any]:
-    """Score `model_path` on the reference validation images; write the report to `out_dir`."""
+    """Score `model_path` on the reference validation images; write the report to `out_dir`.
+
+    `model_path` may also be an ONNX export (float32 or int8), scored as ONNX Runtime runs
+    it; its activation maps are not drawn (they need the Keras model).
+    """
     started = time.monotonic()
     out_dir = Path(out_dir)
-    metadata = read_metadata(model_path)
+    metadata = read_model_metadata(model_path)
+    if Path(model_path).suffix.lower() == ".onnx":
+        activation_layers = 0
     predictor = open_predictor(model_path, tile_size)
     squashed_predictor = (predictor if predictor.tile_size == REFERENCE_SIZE
                           else open_predictor(model_path, REFERENCE_SIZE))
@@ -143,7 +149,8 @@ def _fmt(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path, help="a model file (.safetensors) written by training.export")
+    parser.add_argument("model", type=Path, help="a model file (.safetensors) written by training.export, "
+                        "or an ONNX export of one (float32 or int8)")
     parser.add_argument("--out", type=Path, help="report folder (default: evaluation/ beside the model)")
     parser.add_argument("--tile", type=int, help="sliding-window tile size (default: the model's)")
     parser.add_argument("--overlap", type=int, help="sliding-window overlap (default: the model's)")
