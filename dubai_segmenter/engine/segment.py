@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -95,6 +96,13 @@ def blend_tiles(
 
     ``to_input`` turns a tile's raw pixels (tile, tile, bands) into a new float32 model input.
     Batches may span tile rows, so every call but the last gets ``batch_size`` tiles.
+
+    The model runs one batch ahead in its own thread: while it computes batch k + 1, this
+    thread blends batch k, hands its blocks on (the caller writes them) and reads the tiles
+    of batch k + 2. The model is the long pole, so reading, blending and writing leave its
+    critical path; ONNX Runtime and TensorFlow release the GIL while they compute. Batches
+    are predicted and blended in the same order as one thread would, so the output is
+    bit-identical. At most two batches are in flight (memory: one extra batch).
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
@@ -103,34 +111,47 @@ def blend_tiles(
     pending: list[tuple[np.ndarray | None, np.ndarray | None]] = []
     queued = 0
 
-    def run_pending() -> Iterator[BlendedBlock]:
-        inputs = [item for item, _ in pending if item is not None]
-        outputs = iter(predictor.predict(np.stack(inputs))) if inputs else iter(())
-        for item, valid in pending:
-            yield from accumulator.add(next(outputs) if item is not None else None, valid)
-        counter.done += len(pending)
-        report(progress, counter.done / counter.total, f"tile {counter.done}/{counter.total}")
-        pending.clear()
+    def predict(inputs: list[np.ndarray]) -> np.ndarray | None:
+        return predictor.predict(np.stack(inputs)) if inputs else None
 
-    for k in range(len(grid.rows)):
-        check_cancelled(cancel)
-        for j in range(len(grid.cols)):
-            pixels, tile_valid = read_tile(read_window_, grid, k, j)
-            if tile_valid.any():
-                model_input = to_input(pixels)
-                model_input[~tile_valid] = 0
-                pending.append((model_input, None if tile_valid.all() else tile_valid))
-                queued += 1
-            else:
-                pending.append((None, None))
-                counter.skipped += 1
-            if queued == batch_size or not queued:
-                check_cancelled(cancel)
-                yield from run_pending()
-                queued = 0
-    if pending:
-        check_cancelled(cancel)
-        yield from run_pending()
+    def blend(batch: list[tuple[np.ndarray | None, np.ndarray | None]], outputs: np.ndarray | None) -> Iterator[BlendedBlock]:
+        results = iter(outputs if outputs is not None else ())
+        for item, valid in batch:
+            yield from accumulator.add(next(results) if item is not None else None, valid)
+        counter.done += len(batch)
+        report(progress, counter.done / counter.total, f"tile {counter.done}/{counter.total}")
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as model_thread:
+        running: tuple[list, Future] | None = None  # the batch the model is computing
+
+        def submit() -> Iterator[BlendedBlock]:
+            nonlocal running, pending
+            check_cancelled(cancel)
+            batch, pending = pending, []
+            started = running
+            running = batch, model_thread.submit(predict, [item for item, _ in batch if item is not None])
+            if started is not None:
+                yield from blend(started[0], started[1].result())
+
+        for k in range(len(grid.rows)):
+            check_cancelled(cancel)
+            for j in range(len(grid.cols)):
+                pixels, tile_valid = read_tile(read_window_, grid, k, j)
+                if tile_valid.any():
+                    model_input = to_input(pixels)
+                    model_input[~tile_valid] = 0
+                    pending.append((model_input, None if tile_valid.all() else tile_valid))
+                    queued += 1
+                else:
+                    pending.append((None, None))
+                    counter.skipped += 1
+                if queued == batch_size or not queued:
+                    yield from submit()
+                    queued = 0
+        if pending:
+            yield from submit()
+        if running is not None:
+            yield from blend(running[0], running[1].result())
 
 
 def check_predictor(predictor: Predictor, tile_size: int | None, overlap: int | None) -> tuple[int, int]:
