@@ -170,6 +170,13 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
                          feedback: QgsProcessingFeedback) -> dict:
         python = engine_python()  # first: a missing package fails before any work
         model = self.parameterAsFile(parameters, self.MODEL, context)
+        if model and not os.path.isfile(model):  # the name of an installed model, e.g. dubai-native-v1
+            from ..model_locations import resolve_plugin_model
+
+            try:
+                model = str(resolve_plugin_model(model))
+            except FileNotFoundError as exc:
+                raise QgsProcessingException(str(exc)) from exc
         if not model or not os.path.isfile(model):
             raise QgsProcessingException(f"Model file not found: {model or '(none given)'}. Choose a .safetensors (or exported .onnx) model.")
         out_raster = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
