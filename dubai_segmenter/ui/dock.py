@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from qgis.core import (
@@ -25,7 +26,7 @@ from qgis.core import (
 )
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import QTimer, pyqtSlot
-from qgis.PyQt.QtWidgets import QMessageBox
+from qgis.PyQt.QtWidgets import QMessageBox, QPushButton
 
 from ..child_process.dependencies import check_dependencies
 from ..child_process.interpreter import InterpreterError, resolve_interpreter
@@ -54,6 +55,10 @@ class SegmenterDock(QgsDockWidget):
         self.iface = iface
         self.view = DockView()
         self.view.model_widget.setFilter(MODEL_FILE_FILTER)
+        self.get_model_button = QPushButton("Get model…")
+        self.get_model_button.setToolTip("Download a model from the model catalogue into the QGIS profile")
+        self.view.add_model_button(self.get_model_button)
+        self.catalogue_dialog = None
         self.setWidget(self.view)
         self.model_info: ModelInfo | None = None
         self.task: QgsTask | None = None
@@ -63,7 +68,8 @@ class SegmenterDock(QgsDockWidget):
         self.output_layers: list = []
         self.view.python_widget.setFilePath(configured_python())
         self._show_default_python()
-        self.view.apply(DockSettings.load())
+        settings = DockSettings.load()
+        self.view.apply(settings if settings.model else replace(settings, model=newest_model_path()))
         self._connect()
         self._layer_changed()
         self._area_changed()
@@ -76,6 +82,7 @@ class SegmenterDock(QgsDockWidget):
         view.model_widget.fileChanged.connect(self._model_changed)
         view.python_widget.fileChanged.connect(self._python_changed)
         view.install_button.clicked.connect(self._confirm_install)
+        self.get_model_button.clicked.connect(self.open_model_catalogue)
         view.run_button.clicked.connect(self.run)
         view.cancel_button.clicked.connect(self.cancel)
 
@@ -149,6 +156,15 @@ class SegmenterDock(QgsDockWidget):
             self.view.resolution_spin.setValue(self.model_info.resolution)
 
     # --- installing the engine's packages -------------------------------------------------
+
+    @pyqtSlot()
+    def open_model_catalogue(self) -> None:
+        """The "Get model…" dialog; a model it installs becomes the panel's model."""
+        from .model_catalogue_dialog import ModelCatalogueDialog
+
+        self.catalogue_dialog = ModelCatalogueDialog(self)
+        self.catalogue_dialog.installed.connect(self.view.model_widget.setFilePath)
+        self.catalogue_dialog.show()
 
     @pyqtSlot()
     def _confirm_install(self) -> None:
@@ -292,6 +308,14 @@ class SegmenterDock(QgsDockWidget):
         for task in (self.task, self._install_task):
             if task is not None:
                 task.cancel()
+
+
+def newest_model_path() -> str:
+    """The newest model installed in the plugin's model folders ("" if none): a first run needs no browsing."""
+    from ..model_locations import installed_plugin_models
+
+    models = installed_plugin_models()
+    return str(models[0].path) if models else ""
 
 
 def managed_environment_dir() -> Path:

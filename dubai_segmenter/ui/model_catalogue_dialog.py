@@ -1,0 +1,258 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The "Get model…" dialog: the model catalogue, with metrics and sizes, and a checked download.
+
+Downloads go through QGIS's own network stack (``QgsFileDownloader`` on
+``QgsNetworkAccessManager``), so the user's proxy, SSL and authentication settings apply.
+A file is written into the profile's model folder under a hidden temporary name; when it
+has arrived, its size and SHA-256 are checked against the catalogue
+(``model_catalogue.finish_download``) and only then is it renamed and offered to the
+dock. A 404, a dropped connection, a hash mismatch or Cancel leaves nothing behind and is
+reported in one sentence.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsFileDownloader, QgsNetworkAccessManager
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QUrl, pyqtSignal
+from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
+from qgis.PyQt.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from ..engine.model_catalogue import (
+    Catalogue,
+    CatalogueEntry,
+    CatalogueError,
+    DownloadError,
+    ModelFile,
+    finish_download,
+    parse_catalogue,
+    temporary_path,
+)
+from ..model_locations import catalogue_url, installed_plugin_models, profile_model_folder
+
+COLUMNS = ("Model", "Accuracy", "Mean IoU", "Download", "Licence", "On this computer")
+
+
+def read_catalogue_with_qgis(url: str) -> Catalogue:
+    """Read the catalogue through QGIS's network manager (proxy and auth apply); file:// works too."""
+    reply = QgsNetworkAccessManager.instance().blockingGet(QNetworkRequest(QUrl(url)))
+    if reply.error() != QNetworkReply.NoError:
+        raise CatalogueError(f"cannot read the model catalogue {url}: {reply.errorString()}")
+    return parse_catalogue(bytes(reply.content()), url)
+
+
+class ModelCatalogueDialog(QDialog):
+    """Lists the catalogue; downloads the chosen model into ``folder`` and emits ``installed(path)``."""
+
+    installed = pyqtSignal(str)
+
+    def __init__(self, parent=None, folder: Path | None = None, url: str | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Get a Dubai segmenter model")
+        self.folder = folder or profile_model_folder()
+        self.catalogue: Catalogue | None = None
+        self._queue: list[ModelFile] = []
+        self._current: tuple[ModelFile, Path] | None = None
+        self._downloader: QgsFileDownloader | None = None
+        self.last_installed: Path | None = None  # the first file of the last download that completed
+        self._build()
+        self.load(url or catalogue_url())
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        self.source_label = QLabel()
+        self.source_label.setWordWrap(True)
+        layout.addWidget(self.source_label)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        layout.addWidget(self.table)
+        self.description = QLabel()
+        self.description.setWordWrap(True)
+        layout.addWidget(self.description)
+        self.safetensors_box = QCheckBox("Also the .safetensors file (for TensorFlow, fine-tuning and other tile sizes)")
+        layout.addWidget(self.safetensors_box)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 100)
+        layout.addWidget(self.progress_bar)
+        self.status = QLabel()
+        self.status.setObjectName("status")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        buttons = QHBoxLayout()
+        self.download_button = QPushButton("Download")
+        self.cancel_button = QPushButton("Cancel download")
+        self.cancel_button.setEnabled(False)
+        self.close_button = QPushButton("Close")
+        for button in (self.download_button, self.cancel_button, self.close_button):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self.download_button.clicked.connect(self.download_selected)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.close_button.clicked.connect(self.reject)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.resize(720, 360)
+
+    def load(self, url: str) -> None:
+        """Read the catalogue at ``url`` and list it (installed models marked)."""
+        self.table.setRowCount(0)
+        try:
+            self.catalogue = read_catalogue_with_qgis(url)
+        except CatalogueError as exc:
+            self.catalogue = None
+            self.source_label.setText(f"Catalogue: {url}")
+            self._say(str(exc), error=True)
+            self.download_button.setEnabled(False)
+            return
+        note = f"<br><i>{self.catalogue.note}</i>" if self.catalogue.note else ""
+        self.source_label.setText(f"Catalogue: {url}{note}")
+        installed = {m.name: m.path for m in installed_plugin_models()}
+        for entry in self.catalogue.entries:
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            onnx = self._files(entry)[0]
+            cells = (
+                f"{entry.name} (v{entry.version})",
+                _number(entry.metrics.get("pixel_accuracy")),
+                _number(entry.metrics.get("mean_iou")),
+                f"{onnx.size / 1e6:.0f} MB ({onnx.kind})",
+                entry.licence,
+                str(installed[entry.name]) if entry.name in installed else "not installed",
+            )
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        if self.catalogue.entries:
+            self.table.selectRow(0)
+        self.download_button.setEnabled(bool(self.catalogue.entries))
+
+    def selected_entry(self) -> CatalogueEntry | None:
+        rows = self.table.selectionModel().selectedRows() if self.catalogue else []
+        return self.catalogue.entries[rows[0].row()] if rows else None
+
+    def _selection_changed(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            iou = ", ".join(f"{k} {v:.2f}" for k, v in entry.metrics.get("iou", {}).items())
+            self.description.setText(f"{entry.description}" + (f"<br>IoU per class: {iou}" if iou else ""))
+
+    @staticmethod
+    def _files(entry: CatalogueEntry) -> list[ModelFile]:
+        """What the plugin runs first (the ONNX export: ONNX Runtime is a small install), then the rest."""
+        return sorted(entry.files, key=lambda f: f.kind != "onnx")
+
+    # --- downloading ------------------------------------------------------------------------
+
+    def download_selected(self) -> None:
+        entry = self.selected_entry()
+        if entry is None or self._downloader is not None:
+            return
+        files = self._files(entry)
+        self._queue = files if self.safetensors_box.isChecked() else files[:1]
+        self._installed_now: list[Path] = []
+        self.download_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self._next()
+
+    def _next(self) -> None:
+        if not self._queue:
+            self._done()
+            return
+        model_file = self._queue.pop(0)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary = temporary_path(self.folder, model_file.name)
+        self._current = (model_file, temporary)
+        self.progress_bar.setValue(0)
+        self._say(f"Downloading {model_file.name} ({model_file.size / 1e6:.1f} MB) from {model_file.url}…")
+        downloader = QgsFileDownloader(QUrl(model_file.url), str(temporary), "", True)
+        downloader.downloadProgress.connect(self._progress)
+        downloader.downloadCompleted.connect(self._completed)
+        downloader.downloadError.connect(self._failed)
+        downloader.downloadCanceled.connect(self._cancelled)
+        # It deletes itself (deleteLater) after its last signal: C++ must own it, or dropping our
+        # reference inside one of its signals would delete it while it still runs.
+        sip.transferto(downloader, None)
+        self._downloader = downloader
+        downloader.startDownload()
+
+    def _progress(self, received: int, total: int) -> None:
+        expected = self._current[0].size if self._current else total
+        if expected > 0:
+            self.progress_bar.setValue(min(100, int(100 * received / expected)))
+
+    def _completed(self, *_) -> None:
+        model_file, temporary = self._current
+        self._downloader = None
+        try:
+            path = finish_download(temporary, model_file, self.folder)
+        except (DownloadError, OSError) as exc:
+            self._stop(str(exc))
+            return
+        self._installed_now.append(path)
+        self._say(f"Installed {path} (size and SHA-256 checked).")
+        self._next()
+
+    def _failed(self, errors) -> None:
+        model_file, temporary = self._current
+        reason = "; ".join(str(e) for e in errors) or "unknown network error"
+        self._stop(f"{model_file.name} could not be downloaded from {model_file.url} ({reason}); nothing was kept.")
+
+    def _cancelled(self) -> None:
+        self._stop(f"Download of {self._current[0].name} cancelled; nothing was kept.")
+
+    def cancel(self) -> None:
+        if self._downloader is not None:
+            self._downloader.cancelDownload()
+
+    def _stop(self, message: str) -> None:
+        """End the download queue after a failure or cancel: remove the partial file, say why."""
+        if self._current is not None:
+            self._current[1].unlink(missing_ok=True)
+        self._downloader, self._current, self._queue = None, None, []
+        self.progress_bar.setValue(0)
+        self.download_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self._say(message, error=True)
+
+    def _done(self) -> None:
+        self._current = None
+        self.download_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.last_installed = self._installed_now[0]  # the ONNX export when it was offered: what the plugin runs
+        installed = ", ".join(p.name for p in self._installed_now)
+        if self.catalogue is not None:
+            self.load(self.catalogue.location)  # the "On this computer" column changes
+        self._say(f"Installed {installed} in {self.folder} (size and SHA-256 checked).")
+        self.installed.emit(str(self.last_installed))
+
+    @property
+    def busy(self) -> bool:
+        return self._downloader is not None
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.setStyleSheet("color: #b00" if error else "")
+        self.status.setText(text)
+
+    def reject(self) -> None:
+        self.cancel()
+        super().reject()
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{float(value):.3f}"
