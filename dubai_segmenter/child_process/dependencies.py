@@ -27,8 +27,16 @@ PIP_REQUIREMENTS: dict[str, str] = {
     "attrs": "attrs==26.1.0",
     "shapely": "shapely==2.2.0",
     "safetensors": "safetensors==0.8.0",
+    "onnxruntime": "onnxruntime==1.32.0",
     "tensorflow": "tensorflow-cpu==2.21.0",
+    "onnx": "onnx==1.23.2",
+    "tf2onnx": "tf2onnx==1.17.0",
 }
+#: What runs a downloaded model (its ONNX export): ONNX Runtime is a ~15 MB install.
+RUNTIME_PACKAGES = ("numpy", "rasterio", "attrs", "shapely", "safetensors", "onnxruntime")
+#: Added on request: TensorFlow (~600 MB) runs .safetensors models at any tile size and, with
+#: onnx and tf2onnx, exports them to ONNX; training needs it too.
+TRAINING_PACKAGES = ("tensorflow", "onnx", "tf2onnx")
 #: Packages the engine imports whatever the backend.
 REQUIRED_MODULES = ("numpy", "rasterio", "shapely", "safetensors")
 #: One of these runs the network.
@@ -73,8 +81,8 @@ class DependencyReport:
 
     @property
     def missing_packages(self) -> tuple[str, ...]:
-        """Import names to install (the TensorFlow backend when no backend is present)."""
-        return self.missing + (() if self.backends else ("tensorflow",))
+        """Import names to install (ONNX Runtime, the small backend, when no backend is present)."""
+        return self.missing + (() if self.backends else ("onnxruntime",))
 
     @property
     def ok(self) -> bool:
@@ -102,7 +110,7 @@ class DependencyReport:
         parts = []
         if self.missing_packages:
             listed = ", ".join(
-                "tensorflow (or onnxruntime)" if name == "tensorflow" else name for name in self.missing_packages
+                "onnxruntime (or tensorflow)" if name == "onnxruntime" else name for name in self.missing_packages
             )
             parts.append(f"The Python {self.interpreter} lacks packages the engine needs: {listed}.")
         for name, error in self.broken.items():

@@ -4,7 +4,9 @@ Installing TensorFlow into QGIS's own Python is what breaks QGIS installs (numpy
 versions, and TensorFlow must not be loaded into QGIS anyway). So the "Install packages"
 button of the dock makes a separate virtual environment in the QGIS profile folder with
 ``python3 -m venv`` and installs the pinned packages into it with pip; the plugin then
-runs the engine with that environment's Python.
+runs the engine with that environment's Python. By default that is the runtime set with
+ONNX Runtime (what runs the catalogue's ONNX exports); TensorFlow comes only when the user
+asks for the training stack.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from .dependencies import PIP_REQUIREMENTS
+from .dependencies import PIP_REQUIREMENTS, RUNTIME_PACKAGES, TRAINING_PACKAGES
 from .interpreter import InterpreterError
 from .runner import EngineError, run_engine
 
@@ -38,25 +40,30 @@ def base_python() -> str:
     return found
 
 
-def setup_steps(base: str, env_dir: Path) -> list[tuple[str, list[str]]]:
-    """(interpreter, arguments) of each step: create the environment, then install the pins."""
+def setup_steps(base: str, env_dir: Path, training: bool = False) -> list[tuple[str, list[str]]]:
+    """(interpreter, arguments) of each step: create the environment, then install the pins.
+
+    The pins are the runtime set (ONNX Runtime runs the models the catalogue offers), plus
+    TensorFlow and the exporter when ``training`` asks for them.
+    """
     python = str(environment_python(env_dir))
+    names = RUNTIME_PACKAGES + (TRAINING_PACKAGES if training else ())
     return [
         (base, ["-m", "venv", str(env_dir)]),
         (python, ["-m", "pip", "install", "--upgrade", "--disable-pip-version-check", "pip"]),
-        (python, ["-m", "pip", "install", "--disable-pip-version-check", *PIP_REQUIREMENTS.values()]),
+        (python, ["-m", "pip", "install", "--disable-pip-version-check", *(PIP_REQUIREMENTS[n] for n in names)]),
     ]
 
 
 def create_environment(env_dir: Path, log: LogHandler, cancel: CancelCheck | None = None,
-                       base: str | None = None) -> str:
+                       base: str | None = None, training: bool = False) -> str:
     """Create ``env_dir`` with the engine's packages and return its Python.
 
-    Takes minutes (TensorFlow is ~600 MB) and needs the package index; ``log`` gets pip's
-    output as it comes and ``cancel()`` stops it. Raises InterpreterError naming the step
+    Takes a minute or two (several with ``training``: TensorFlow is ~600 MB) and needs the
+    package index; ``log`` gets pip's output as it comes and ``cancel()`` stops it. Raises InterpreterError naming the step
     that failed and pip's last words.
     """
-    for python, arguments in setup_steps(base or base_python(), env_dir):
+    for python, arguments in setup_steps(base or base_python(), env_dir, training):
         log(" ".join([python, *arguments]))
         try:
             run_engine(python, arguments, cancel=cancel, log=log, log_stdout=True)

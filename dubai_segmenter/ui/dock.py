@@ -26,7 +26,7 @@ from qgis.core import (
 )
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import QTimer, pyqtSlot
-from qgis.PyQt.QtWidgets import QMessageBox, QPushButton
+from qgis.PyQt.QtWidgets import QCheckBox, QMessageBox, QPushButton
 
 from ..child_process.dependencies import check_dependencies
 from ..child_process.interpreter import InterpreterError, resolve_interpreter
@@ -169,15 +169,16 @@ class SegmenterDock(QgsDockWidget):
     @pyqtSlot()
     def _confirm_install(self) -> None:
         env_dir = managed_environment_dir()
-        answer = QMessageBox.question(
-            self, "Install the engine's packages",
-            f"Create a Python environment in\n{env_dir}\nand install the engine's packages into it "
-            "(a download of several hundred MB, a few minutes)?",
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            self.install_packages(env_dir)
+        box = QMessageBox(QMessageBox.Icon.Question, "Install the engine's packages",
+                          f"Create a Python environment in\n{env_dir}\nand install numpy, rasterio, shapely, "
+                          "safetensors and ONNX Runtime into it (about 60 MB to download)?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        training = QCheckBox("Also the training stack: TensorFlow, onnx, tf2onnx (about 600 MB more)")
+        box.setCheckBox(training)
+        if box.exec() == QMessageBox.StandardButton.Yes:
+            self.install_packages(env_dir, training.isChecked())
 
-    def install_packages(self, env_dir: Path) -> None:
+    def install_packages(self, env_dir: Path, training: bool = False) -> None:
         """Create the managed environment in a background task; on success use its Python."""
         if self._install_task is not None:
             return
@@ -185,7 +186,7 @@ class SegmenterDock(QgsDockWidget):
         feedback.message.connect(self.view.show_message)
 
         def work(task: QgsTask) -> str:
-            return create_environment(env_dir, feedback.pushInfo, task.isCanceled)
+            return create_environment(env_dir, feedback.pushInfo, task.isCanceled, training=training)
 
         def finished(exception, python: str | None = None) -> None:
             self._install_task = None

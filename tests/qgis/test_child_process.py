@@ -171,12 +171,12 @@ def bare_python(tmp_path_factory) -> Interpreter:
 def test_a_python_without_the_packages_gets_the_exact_pip_command(bare_python):
     report = check_dependencies(bare_python)
     assert not report.ok
-    assert set(report.missing_packages) == {"numpy", "rasterio", "shapely", "safetensors", "tensorflow"}
+    assert set(report.missing_packages) == {"numpy", "rasterio", "shapely", "safetensors", "onnxruntime"}
     message = report.problem()
-    assert "numpy, rasterio, shapely, safetensors, tensorflow (or onnxruntime)" in message
+    assert "numpy, rasterio, shapely, safetensors, onnxruntime (or tensorflow)" in message
     assert (
         f'"{bare_python.path}" -m pip install --upgrade numpy==1.26.4 rasterio==1.4.4 shapely==2.2.0 '
-        "safetensors==0.8.0 tensorflow-cpu==2.21.0 attrs==26.1.0"
+        "safetensors==0.8.0 onnxruntime==1.32.0 attrs==26.1.0"
     ) in message
 
 
@@ -201,7 +201,10 @@ def test_the_managed_environment_is_made_with_venv_then_pip_and_the_pins(tmp_pat
     assert steps[0] == ("/usr/bin/python3", ["-m", "venv", str(tmp_path / "env")])
     python, arguments = steps[-1]
     assert python == str(tmp_path / "env" / "bin" / "python")
-    assert arguments[:3] == ["-m", "pip", "install"] and set(PIP_REQUIREMENTS.values()) <= set(arguments)
+    assert arguments[:3] == ["-m", "pip", "install"] and "onnxruntime==1.32.0" in arguments
+    assert not any(a.startswith("tensorflow") for a in arguments)  # 600 MB only when asked for
+    training = setup_steps("/usr/bin/python3", tmp_path / "env", training=True)[-1][1]
+    assert set(PIP_REQUIREMENTS.values()) <= set(training)
 
 
 # --- running --------------------------------------------------------------------------
