@@ -52,3 +52,11 @@ def test_plugin_folder_itself_has_the_metadata_so_it_can_be_linked_into_a_profil
     folder = Path(__file__).resolve().parent.parent / "dubai_segmenter"
     top_level = folder.parent / "metadata.txt"
     assert (folder / "metadata.txt").read_text() == top_level.read_text()
+
+
+def test_zip_ships_the_model_catalogue_but_no_model_and_stays_under_the_25_mb_of_plugins_qgis_org(plugin_zip):
+    with zipfile.ZipFile(plugin_zip) as archive:
+        names = archive.namelist()
+        assert "dubai_segmenter/models.json" in names
+        assert not [n for n in names if n.endswith((".safetensors", ".onnx", ".h5", ".keras"))]
+    assert plugin_zip.stat().st_size < 25_000_000
