@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsFileDownloader, QgsNetworkAccessManager
+from qgis.core import QgsFileDownloader, QgsNetworkAccessManager, QgsSettings
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QUrl, pyqtSignal
 from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
@@ -23,6 +23,7 @@ from qgis.PyQt.QtWidgets import (
     QDialog,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -31,6 +32,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..engine.model_catalogue import (
+    SHIPPED_CATALOGUE,
     Catalogue,
     CatalogueEntry,
     CatalogueError,
@@ -39,8 +41,9 @@ from ..engine.model_catalogue import (
     finish_download,
     parse_catalogue,
     temporary_path,
+    to_url,
 )
-from ..model_locations import catalogue_url, installed_plugin_models, profile_model_folder
+from ..model_locations import SETTING_CATALOGUE, catalogue_url, installed_plugin_models, profile_model_folder
 
 COLUMNS = ("Model", "Accuracy", "Mean IoU", "Download", "Licence", "On this computer")
 
@@ -72,6 +75,15 @@ class ModelCatalogueDialog(QDialog):
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)
+        location = QHBoxLayout()
+        location.addWidget(QLabel("Catalogue"))
+        self.url_edit = QLineEdit()
+        self.url_edit.setToolTip("URL (or path) of a models.json, e.g. your organisation's mirror; "
+                                 "saved as the setting dubai_segmenter/catalogue_url")
+        location.addWidget(self.url_edit)
+        self.read_button = QPushButton("Read")
+        location.addWidget(self.read_button)
+        layout.addLayout(location)
         self.source_label = QLabel()
         self.source_label.setWordWrap(True)
         layout.addWidget(self.source_label)
@@ -103,6 +115,7 @@ class ModelCatalogueDialog(QDialog):
         for button in (self.download_button, self.cancel_button, self.close_button):
             buttons.addWidget(button)
         layout.addLayout(buttons)
+        self.read_button.clicked.connect(self.read_chosen_catalogue)
         self.download_button.clicked.connect(self.download_selected)
         self.cancel_button.clicked.connect(self.cancel)
         self.close_button.clicked.connect(self.reject)
@@ -112,16 +125,17 @@ class ModelCatalogueDialog(QDialog):
     def load(self, url: str) -> None:
         """Read the catalogue at ``url`` and list it (installed models marked)."""
         self.table.setRowCount(0)
+        self.url_edit.setText(url)
         try:
             self.catalogue = read_catalogue_with_qgis(url)
         except CatalogueError as exc:
             self.catalogue = None
-            self.source_label.setText(f"Catalogue: {url}")
+            self.source_label.setText("")
             self._say(str(exc), error=True)
             self.download_button.setEnabled(False)
             return
         note = f"<br><i>{self.catalogue.note}</i>" if self.catalogue.note else ""
-        self.source_label.setText(f"Catalogue: {url}{note}")
+        self.source_label.setText(note[4:])
         installed = {m.name: m.path for m in installed_plugin_models()}
         for entry in self.catalogue.entries:
             row = self.table.rowCount()
@@ -141,6 +155,16 @@ class ModelCatalogueDialog(QDialog):
         if self.catalogue.entries:
             self.table.selectRow(0)
         self.download_button.setEnabled(bool(self.catalogue.entries))
+
+    def read_chosen_catalogue(self) -> None:
+        """Remember the typed catalogue location (empty: back to the default) and list it."""
+        text = self.url_edit.text().strip()
+        settings = QgsSettings()
+        if text and to_url(text) != SHIPPED_CATALOGUE.as_uri():
+            settings.setValue(SETTING_CATALOGUE, text)
+        else:
+            settings.remove(SETTING_CATALOGUE)
+        self.load(catalogue_url())
 
     def selected_entry(self) -> CatalogueEntry | None:
         rows = self.table.selectionModel().selectedRows() if self.catalogue else []

@@ -89,6 +89,22 @@ def test_an_unreadable_catalogue_is_one_sentence_and_no_download(qgis_app, serve
     assert dialog.table.rowCount() == 0 and not dialog.download_button.isEnabled()
 
 
+def test_a_typed_catalogue_url_is_read_and_remembered(qgis_app, server, tmp_path):
+    dialog = ModelCatalogueDialog(folder=tmp_path, url=server.url.replace("models.json", "nothing.json"))
+    try:
+        dialog.url_edit.setText(server.url)
+        dialog.read_button.click()
+        assert dialog.table.rowCount() == 1 and dialog.download_button.isEnabled()
+        assert QgsSettings().value(SETTING_CATALOGUE) == server.url
+        dialog.url_edit.setText("")  # back to the default: the catalogue shipped with the plugin
+        dialog.read_button.click()
+        assert QgsSettings().value(SETTING_CATALOGUE) is None
+        assert dialog.table.item(0, 0).text() == "dubai-native-v1 (v1)"
+        assert "No public server" in dialog.source_label.text()
+    finally:
+        QgsSettings().remove(SETTING_CATALOGUE)
+
+
 def test_the_dock_gets_a_model_from_the_catalogue_set_in_the_settings_and_selects_it(qgis_iface, server):
     from dubai_segmenter.ui.dock import SegmenterDock
     from dubai_segmenter.ui.dock_settings import SETTINGS_GROUP
