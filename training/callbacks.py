@@ -6,10 +6,13 @@ import dataclasses
 import math
 import time
 from pathlib import Path
+from typing import Iterator
 
 import keras
+import numpy as np
 
 from training.allocator import keep_freed_memory
+from training.batchnorm import recalibrate_batchnorm
 from training.checkpoint import save_checkpoint
 from training.config import Recipe
 from training.plots import learning_curves
@@ -97,6 +100,35 @@ class TrainingClock(keras.callbacks.Callback):
         if self.finished:
             self.model.stop_training = True
             print(f"Step budget reached: {self.steps} steps.", flush=True)
+
+
+class PeriodicValidation(keras.callbacks.Callback):
+    """Validation every `recipe.validation_every` epochs (and at the first epoch of the
+    process), after re-estimating BatchNorm statistics on `recipe.validation_bn_batches`
+    training batches, so the score is that of the model as it will be exported rather than
+    of moving averages that trail the weights.
+
+    Adds `val_*` to the epoch's logs; epochs without validation get NaN (the CSV keeps its
+    columns, ModelCheckpoint saves nothing on NaN). Must come before the callbacks that read them.
+    """
+
+    def __init__(self, recipe: Recipe, validation, calibration: Iterator[np.ndarray] | None):
+        super().__init__()
+        self.recipe, self.validation, self.calibration = recipe, validation, calibration
+        self._keys: list[str] | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        due = self._keys is None or (epoch + 1) % self.recipe.validation_every == 0 or self.model.stop_training
+        if not due:
+            logs.update({key: float("nan") for key in self._keys})
+            return
+        if self.recipe.validation_bn_batches and self.calibration is not None:
+            recalibrate_batchnorm(self.model, self.calibration, self.recipe.validation_bn_batches)
+        stop = self.model.stop_training
+        scores = self.model.evaluate(self.validation, verbose=0, return_dict=True)
+        self.model.stop_training = stop
+        logs.update({f"val_{name}": float(value) for name, value in scores.items()})
+        self._keys = [f"val_{name}" for name in scores]
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

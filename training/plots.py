@@ -29,8 +29,9 @@ def learning_curves(csv_path: Path, png_path: Path) -> None:
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
     for ax, name in zip(axes[0], names):
         for key, style in ((name, "-"), (f"val_{name}", "--")):
-            if key in rows[0]:
-                ax.plot(epochs, [float(r[key]) for r in rows], style, marker=".", label=key)
+            if key in rows[0]:  # validation runs every few epochs: the others hold nan
+                points = [(e, float(r[key])) for e, r in zip(epochs, rows) if np.isfinite(float(r[key]))]
+                ax.plot([e for e, _ in points], [v for _, v in points], style, marker=".", label=key)
         ax.set_title(name)
         ax.set_xlabel("epoch")
         if name == "learning_rate":

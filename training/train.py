@@ -29,7 +29,8 @@ import numpy as np
 from training.batchnorm import mode_agreement, recalibrate_batchnorm
 from dubai_segmenter.engine.model_file import ModelFileError
 from dubai_segmenter.engine.onnx_file import file_sha256
-from training.callbacks import KeepFreedMemory, ResumableEarlyStopping, RunCheckpoint, TrainingClock
+from training.callbacks import (KeepFreedMemory, PeriodicValidation, ResumableEarlyStopping, RunCheckpoint,
+                                TrainingClock)
 from training.checkpoint import latest_checkpoint, load_checkpoint
 from training.config import RECIPES, Recipe, get_recipe
 from training.dataset import class_frequencies, data_dir, describe_split, list_samples, load_sample, reference_split
@@ -81,7 +82,8 @@ def compile_network(recipe: Recipe, frequencies: np.ndarray, encoder_weights: st
     return model
 
 
-def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, train, validation) -> dict:
+def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, train, validation,
+        calibration=None) -> dict:
     """Resume from the last checkpoint (or start from the run's model file, if any) and fit
     until the step budget, early stop or max epochs."""
     state = {"epoch": 0, "steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "best_val_loss": None}
@@ -104,12 +106,12 @@ def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, 
     if recipe.early_stopping_patience:
         stopping = ResumableEarlyStopping(recipe, state.get("wait", 0), state.get("stopping_best"),
                                           state.get("stopping_best_epoch", 0))
-    callbacks = [KeepFreedMemory(), clock, best, *([stopping] if stopping else []),
+    callbacks = [KeepFreedMemory(), PeriodicValidation(recipe, validation, calibration), clock, best, *([stopping] if stopping else []),
                  keras.callbacks.CSVLogger(str(run_dir / "model_training.csv"), append=True),
                  RunCheckpoint(run_dir, clock, best, stopping)]
     stopped_early = stopping is not None and stopping.wait >= stopping.patience
     if not clock.finished and state["epoch"] < recipe.max_epochs and not stopped_early:
-        model.fit(train, validation_data=validation, epochs=recipe.max_epochs, initial_epoch=state["epoch"],
+        model.fit(train, epochs=recipe.max_epochs, initial_epoch=state["epoch"],
                   steps_per_epoch=recipe.steps_per_epoch, callbacks=callbacks, shuffle=False,
                   verbose=1 if sys.stdout.isatty() else 2)
     return {"steps": clock.steps, "hours": round(clock.seconds / 3600, 3),
@@ -123,14 +125,21 @@ def finish(model: keras.Model, recipe: Recipe, run: dict, run_dir: Path, data_ro
     if recipe.early_stopping_patience and (run_dir / BEST_WEIGHTS).is_file():
         model.load_weights(run_dir / BEST_WEIGHTS)  # the reference restored its best val_loss weights
     train, _ = reference_split(list_samples(data_root))
-    probe = next(calibration_batches(recipe, train, seed=recipe.seed + 1))
+    size = recipe.bn_recalibration_size or recipe.image_size
+    if size != recipe.image_size:  # the same weights in a network built for the inference tile
+        tiles = build_network(recipe, size)
+        tiles.set_weights(model.get_weights())
+        model = tiles
+    at_size = recipe.with_overrides(image_size=size)
+    probe = next(calibration_batches(at_size, train, seed=recipe.seed + 1))
     before = mode_agreement(model, probe)
-    used = recalibrate_batchnorm(model, calibration_batches(recipe, train, seed=recipe.seed),
+    used = recalibrate_batchnorm(model, calibration_batches(at_size, train, seed=recipe.seed),
                                  recipe.bn_recalibration_batches)
     after = mode_agreement(model, probe)
-    print(f"BatchNorm statistics re-estimated on {used} batches: train/inference-mode agreement "
-          f"{before:.3f} -> {after:.3f}", flush=True)
-    run["training"]["batchnorm"] = {"recalibration_batches": used, "mode_agreement_before": round(before, 4),
+    print(f"BatchNorm statistics re-estimated on {used} batches of {size}-pixel tiles: train/inference-mode "
+          f"agreement {before:.3f} -> {after:.3f}", flush=True)
+    run["training"]["batchnorm"] = {"recalibration_batches": used, "tile_size": size,
+                                    "mode_agreement_before": round(before, 4),
                                     "mode_agreement_after": round(after, 4)}
     (run_dir / "run.json").write_text(json.dumps(run, indent=1))
     model.save_weights(run_dir / FINAL_WEIGHTS)
@@ -163,7 +172,9 @@ def train(recipe: Recipe, run_dir: Path, hours: float | None = None, data_root: 
           f"budget {_describe(budget)}; run folder {run_dir}", flush=True)
     run["training"] = fit(model, recipe, run, run_dir,
                           training_data(recipe, train_samples, run_dir, seed),
-                          validation_data(recipe, validation_samples))
+                          validation_data(recipe, validation_samples),
+                          calibration_batches(recipe, train_samples, seed=recipe.seed + 2)
+                          if recipe.validation_bn_batches else None)
     return finish(model, recipe, run, run_dir, data_root, evaluate)
 
 

@@ -15,13 +15,16 @@ from dubai_segmenter.engine.segment import segment_array
 from tests.training.helpers import write_synthetic_dataset
 from training.config import NATIVE, REFERENCE
 from training.dataset import list_samples, load_sample, reference_split
-from training.export import export_run
+from training import callbacks
+from training import train as train_module
+from training.evaluate import main as evaluate_main
+from training.export import main as export_main
 from training.metrics import confusion_matrix, scores
 from training.lineage import load_initial_weights
 from training.train import compile_network, main, train
 
 TINY = dict(architecture="unet_small", architecture_params={"filters": [8, 16]}, batch_size=4,
-            tile_size=64, overlap=16, bn_recalibration_batches=4)
+            tile_size=64, overlap=16, bn_recalibration_batches=4, bn_recalibration_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +37,31 @@ def _rows(run_dir):
         return list(csv.DictReader(handle))
 
 
-def test_native_fit_checkpoint_resume_export_evaluate(data, tmp_path):
+def _variables(model):
+    return [np.array(v.numpy()) for v in [*model.weights, *model.optimizer.variables]]
+
+
+def test_native_fit_checkpoint_resume_export_evaluate(data, tmp_path, monkeypatch):
     recipe = NATIVE.with_overrides(**TINY, image_size=32, steps_per_epoch=3, max_epochs=2, warmup_steps=2,
                                    validation_crops_per_image=2)
     run_dir = tmp_path / "run"
+    saved, loaded = [], []
+    real_save, real_load = callbacks.save_checkpoint, train_module.load_checkpoint
+    monkeypatch.setattr(callbacks, "save_checkpoint",
+                        lambda d, model, state: (saved.append(_variables(model)), real_save(d, model, state))[1])
+    monkeypatch.setattr(train_module, "load_checkpoint",
+                        lambda folder, model: (real_load(folder, model), loaded.append(_variables(model)))[0])
     # A budget shorter than one step: the run stops after its first step and checkpoints.
     train(recipe, run_dir, hours=1e-5, data_root=data, evaluate=False)
     assert (run_dir / "checkpoints" / "latest").read_text() == "epoch-0001"
     assert len(_rows(run_dir)) == 1 and int(_rows(run_dir)[0]["steps"]) == 1
-    # The same run again with time left resumes at epoch 1 and runs to max_epochs.
+    # The same run again with time left resumes at epoch 1 and runs to max_epochs, from
+    # exactly the weights and optimizer state (Adam moments, iteration count) it saved.
     model_path = train(recipe, run_dir, hours=1.0, data_root=data)
+    assert len(saved[0]) == len(loaded[0]) > 0
+    for at_save, at_resume in zip(saved[0], loaded[0]):
+        np.testing.assert_array_equal(at_save, at_resume)
+    assert not all(np.array_equal(a, b) for a, b in zip(saved[0], saved[-1]))  # and it trained on
     rows = _rows(run_dir)
     assert [int(r["epoch"]) for r in rows] == [0, 1] and [int(r["steps"]) for r in rows] == [1, 4]
     assert {"loss", "val_loss", "masked_accuracy", "val_mean_iou", "soft_dice", "learning_rate"} <= set(rows[0])
@@ -76,10 +94,15 @@ def test_native_fit_checkpoint_resume_export_evaluate(data, tmp_path):
     assert len(list((run_dir / "evaluation" / "figures").glob("*.png"))) == len(validation) == 4
     assert len(list((run_dir / "evaluation" / "activations").glob("*.png"))) >= 3
 
-    # Export on its own rewrites the same weights.
-    again = export_run(run_dir, tmp_path / "again.safetensors")
-    second = open_predictor(again).predict(image[None, :64, :64].astype(np.float32) / 255)
+    # Export on its own (its command line) rewrites the same weights.
+    export_main([str(run_dir), "--out", str(tmp_path / "again.safetensors")])
+    second = open_predictor(tmp_path / "again.safetensors").predict(image[None, :64, :64].astype(np.float32) / 255)
     np.testing.assert_allclose(second, predictor.predict(image[None, :64, :64].astype(np.float32) / 255), atol=1e-6)
+    # The evaluation's command line scores it the same as the run's own evaluation.
+    monkeypatch.setenv("DATA_DIR", str(data))
+    evaluate_main([str(tmp_path / "again.safetensors"), "--out", str(tmp_path / "scores")])
+    rescored = json.loads((tmp_path / "scores" / "metrics.json").read_text())
+    assert rescored["sliding_window"]["pixel_accuracy"] == pytest.approx(window["pixel_accuracy"], abs=1e-6)
 
 
 def test_reference_recipe_learns_the_synthetic_classes(data, tmp_path):
