@@ -1,4 +1,5 @@
-"""The HITL / MBRSC Dubai dataset on disk: layout, masks, and the reference split.
+"""The HITL / MBRSC Dubai dataset on disk: layout, masks, and the reference split
+(an analyst's GeoTIFF pairs, training.geotiff_pairs, go through `training_split` too).
 
 Layout: `<DATA_DIR>/Tile N/images/image_part_NNN.jpg` with its mask at
 `Tile N/masks/image_part_NNN.png`. Masks are coloured PNGs (palette PNGs in Tiles 2 and 4)
@@ -46,9 +47,13 @@ class Sample:
     image_path: Path
     mask_path: Path
     copy: int = 0
+    #: Name of an analyst's GeoTIFF pair (training.geotiff_pairs); None in the HITL layout.
+    label: str | None = None
 
     @property
     def name(self) -> str:
+        if self.label is not None:
+            return self.label
         suffix = f"_aug{self.copy}" if self.copy else ""
         return f"Tile {self.tile}/image_part_{self.part:03d}{suffix}"
 
@@ -86,10 +91,9 @@ def reference_split(samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
     return train, validation
 
 
-def describe_split(train: list[Sample], validation: list[Sample]) -> dict:
+def describe_split(train: list[Sample], validation: list[Sample], name: str) -> dict:
     """The split as written into every run folder and model file."""
-    return {"name": "reference (validation = image_part_008 and image_part_009 of every tile)",
-            "train": [s.name for s in train], "validation": [s.name for s in validation]}
+    return {"name": name, "train": [s.name for s in train], "validation": [s.name for s in validation]}
 
 
 _COLOR_KEYS = np.array([(r << 16) | (g << 8) | b for r, g, b in (c.color for c in DUBAI_CLASSES)])
@@ -142,6 +146,10 @@ def write_rgb(path: Path | str, rgb: np.ndarray) -> None:
 
 def load_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """(image (H, W, 3) uint8 RGB, labels (H, W) uint8) of one sample, sizes checked."""
+    if sample.mask_path.suffix.lower() in (".tif", ".tiff"):
+        from training.geotiff_pairs import load_pair
+
+        return load_pair(sample)
     image = read_rgb(sample.image_path)
     labels = decode_mask(read_rgb(sample.mask_path))
     if image.shape[:2] != labels.shape:

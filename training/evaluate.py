@@ -26,10 +26,11 @@ from dubai_segmenter.engine.classes import DUBAI_CLASSES
 from dubai_segmenter.engine.model_file import load_keras_model
 from dubai_segmenter.engine.predictors import open_predictor, read_model_metadata
 from dubai_segmenter.engine.segment import segment_array
-from training.dataset import REAL_CLASS_IDS, data_dir, list_samples, load_sample, reference_split
+from training.dataset import REAL_CLASS_IDS, data_dir, load_sample
 from training.inputs import squash
 from training.metrics import ScoreAccumulator
 from training.plots import activation_grid, prediction_panel
+from training.splits import training_split
 
 REFERENCE_SIZE = 512
 #: What the reference project reported on the same 16 validation images (SEED.md).
@@ -54,7 +55,7 @@ def evaluate_model(model_path: Path, out_dir: Path, data_root: Path | None = Non
     tile = predictor.tile_size
     overlap = metadata.overlap if overlap is None else overlap
     root = Path(data_root) if data_root is not None else data_dir()
-    _, validation = reference_split(list_samples(root))
+    _, validation, split_name = training_split(root)
     window, reference, per_image = ScoreAccumulator(), ScoreAccumulator(), []
     for number, sample in enumerate(validation, start=1):
         image, labels = load_sample(sample)
@@ -78,8 +79,7 @@ def evaluate_model(model_path: Path, out_dir: Path, data_root: Path | None = Non
         "model": str(model_path),
         "model_recipe": metadata.provenance.get("recipe"),
         "data_dir": str(root),
-        "split": {"name": "reference (validation = image_part_008 and image_part_009 of every tile)",
-                  "validation": [s.name for s in validation]},
+        "split": {"name": split_name, "validation": [s.name for s in validation]},
         "sliding_window": {"tile_size": tile, "overlap": overlap, **window.result()},
         "reference_protocol": {"image_size": REFERENCE_SIZE, **reference.result()},
         "reference_published": REFERENCE_PUBLISHED,
@@ -155,9 +155,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tile", type=int, help="sliding-window tile size (default: the model's)")
     parser.add_argument("--overlap", type=int, help="sliding-window overlap (default: the model's)")
     parser.add_argument("--batch", type=int, default=1, help="tiles per prediction call")
+    parser.add_argument("--data", type=Path, help="dataset folder (default: $DATA_DIR); GeoTIFF pairs in "
+                                                  "DIR/images and DIR/masks are scored on their validation pairs")
     args = parser.parse_args(argv)
     out = args.out or args.model.parent / "evaluation"
-    result = evaluate_model(args.model, out, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch)
+    result = evaluate_model(args.model, out, args.data, tile_size=args.tile, overlap=args.overlap,
+                            batch_size=args.batch)
     print(markdown_report(result))
     print(f"Report written to {out}")
 

@@ -33,13 +33,15 @@ from training.callbacks import (KeepFreedMemory, PeriodicValidation, ResumableEa
                                 TrainingClock)
 from training.checkpoint import latest_checkpoint, load_checkpoint
 from training.config import RECIPES, Recipe, get_recipe
-from training.dataset import class_frequencies, data_dir, describe_split, list_samples, load_sample, reference_split
+from training.dataset import class_frequencies, data_dir, describe_split, load_sample
 from training.export import FINAL_WEIGHTS, MODEL_FILE, build_network, export_model, summary_metrics
+from training.geotiff_pairs import PairError
 from training.inputs import calibration_batches, training_data, validation_data
 from training.lineage import init_record, load_initial_weights, total
 from training.losses import build_loss
 from training.metrics import training_metrics
 from training.schedule import plan_cycle
+from training.splits import training_split
 
 BEST_WEIGHTS = "best.weights.h5"
 
@@ -49,7 +51,7 @@ def start_or_resume(run_dir: Path, recipe: Recipe, budget: dict[str, Any], data_
     """run.json of the run: written for a new run, checked (same recipe, same starting model)
     and updated on resume."""
     path = run_dir / "run.json"
-    train, validation = reference_split(list_samples(data_root))
+    train, validation, split_name = training_split(data_root)
     if path.is_file():
         run = json.loads(path.read_text())
         if run["recipe"] != recipe.to_dict():
@@ -60,7 +62,7 @@ def start_or_resume(run_dir: Path, recipe: Recipe, budget: dict[str, Any], data_
                              "or choose another --out")
     else:
         frequencies = class_frequencies([load_sample(s)[1] for s in train])
-        run = {"name": run_dir.name, "recipe": recipe.to_dict(), "split": describe_split(train, validation),
+        run = {"name": run_dir.name, "recipe": recipe.to_dict(), "split": describe_split(train, validation, split_name),
                "data_dir": str(data_root), "encoder_weights": encoder_weights or "random initialisation",
                "class_frequencies": [round(float(f), 6) for f in frequencies],
                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -124,7 +126,7 @@ def finish(model: keras.Model, recipe: Recipe, run: dict, run_dir: Path, data_ro
     """Best weights (reference) -> BatchNorm re-estimation -> model file -> evaluation."""
     if recipe.early_stopping_patience and (run_dir / BEST_WEIGHTS).is_file():
         model.load_weights(run_dir / BEST_WEIGHTS)  # the reference restored its best val_loss weights
-    train, _ = reference_split(list_samples(data_root))
+    train, _, _ = training_split(data_root)
     size = recipe.bn_recalibration_size or recipe.image_size
     if size != recipe.image_size:  # the same weights in a network built for the inference tile
         tiles = build_network(recipe, size)
@@ -164,7 +166,7 @@ def train(recipe: Recipe, run_dir: Path, hours: float | None = None, data_root: 
     run = start_or_resume(run_dir, recipe, budget, data_root, encoder_weights, init_from)
     keras.utils.set_random_seed(recipe.seed)
     model = compile_network(recipe, np.array(run["class_frequencies"]), encoder_weights)
-    train_samples, validation_samples = reference_split(list_samples(data_root))
+    train_samples, validation_samples, _ = training_split(data_root)
     checkpoint = latest_checkpoint(run_dir)
     seed = recipe.seed + (json.loads((checkpoint / "state.json").read_text())["steps"] if checkpoint else 0)
     print(f"Recipe {recipe.name}: {len(train_samples)} training / {len(validation_samples)} validation images "
@@ -208,7 +210,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="start from this model file's weights (same architecture and classes as "
                              "the recipe), with a fresh optimizer and a short warm-up")
     parser.add_argument("--out", type=Path, required=True, help="run folder (runs/NAME); resumed if it exists")
-    parser.add_argument("--data", type=Path, help="dataset folder (default: $DATA_DIR or ../shared/data/hitl-dubai)")
+    parser.add_argument("--data", type=Path, help="dataset folder: the HITL layout (default: $DATA_DIR or "
+                                                  "../shared/data/hitl-dubai) or your own GeoTIFF pairs in "
+                                                  "DIR/images and DIR/masks (README: fine-tuning)")
     parser.add_argument("--weights", help="local ImageNet weights file for the InceptionResNetV2 encoder "
                                           "(no-top .h5); default: random initialisation")
     parser.add_argument("--set", action="append", default=[], metavar="KNOB=JSON",
@@ -225,8 +229,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--set: {exc}")
     if args.init_from is not None and not args.init_from.is_file():
         parser.error(f"--init-from: {args.init_from} does not exist")
-    path = train(recipe, args.out, args.hours, args.data, args.weights, not args.no_evaluate, args.steps,
-                 args.init_from)
+    try:
+        path = train(recipe, args.out, args.hours, args.data, args.weights, not args.no_evaluate, args.steps,
+                     args.init_from)
+    except PairError as exc:
+        raise SystemExit(f"--data: {exc}") from None
     print(f"Model file: {path}")
 
 
