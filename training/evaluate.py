@@ -1,6 +1,6 @@
 """Measure a model file the way the plugin runs it, beside the reference's own protocol.
 
-`python -m training.evaluate MODEL [--out DIR]`
+`python -m training.evaluate MODEL [--out DIR] [--tta none|flips]`
 
 - sliding window: the engine's `segment_array` (the plugin's tiling and blending code) on
   every validation image at its own resolution; pixel accuracy, per-class IoU and F1, mean
@@ -26,6 +26,7 @@ from dubai_segmenter.engine.classes import DUBAI_CLASSES
 from dubai_segmenter.engine.model_file import load_keras_model
 from dubai_segmenter.engine.predictors import open_predictor, read_model_metadata
 from dubai_segmenter.engine.segment import segment_array
+from dubai_segmenter.engine.tta import TTA_MODES, with_tta
 from training.dataset import REAL_CLASS_IDS, data_dir, load_sample
 from training.inputs import squash
 from training.metrics import ScoreAccumulator
@@ -38,20 +39,22 @@ REFERENCE_PUBLISHED = {"soft_dice": 0.8112, "pixel_accuracy": 0.8573, "loss": 0.
 
 
 def evaluate_model(model_path: Path, out_dir: Path, data_root: Path | None = None, tile_size: int | None = None,
-                   overlap: int | None = None, batch_size: int = 1, activation_layers: int = 5) -> dict[str, Any]:
+                   overlap: int | None = None, batch_size: int = 1, activation_layers: int = 5,
+                   tta: str = "none") -> dict[str, Any]:
     """Score `model_path` on the reference validation images; write the report to `out_dir`.
 
     `model_path` may also be an ONNX export (float32 or int8), scored as ONNX Runtime runs
-    it; its activation maps are not drawn (they need the Keras model).
+    it; its activation maps are not drawn (they need the Keras model). `tta` ("none" or
+    "flips", engine.tta) wraps the predictor of both protocols.
     """
     started = time.monotonic()
     out_dir = Path(out_dir)
     metadata = read_model_metadata(model_path)
     if Path(model_path).suffix.lower() == ".onnx":
         activation_layers = 0
-    predictor = open_predictor(model_path, tile_size)
+    predictor = with_tta(open_predictor(model_path, tile_size), tta)
     squashed_predictor = (predictor if predictor.tile_size == REFERENCE_SIZE
-                          else open_predictor(model_path, REFERENCE_SIZE))
+                          else with_tta(open_predictor(model_path, REFERENCE_SIZE), tta))
     tile = predictor.tile_size
     overlap = metadata.overlap if overlap is None else overlap
     root = Path(data_root) if data_root is not None else data_dir()
@@ -78,6 +81,7 @@ def evaluate_model(model_path: Path, out_dir: Path, data_root: Path | None = Non
     result = {
         "model": str(model_path),
         "model_recipe": metadata.provenance.get("recipe"),
+        "tta": tta,
         "data_dir": str(root),
         "split": {"name": split_name, "validation": [s.name for s in validation]},
         "sliding_window": {"tile_size": tile, "overlap": overlap, **window.result()},
@@ -118,7 +122,8 @@ def markdown_report(result: dict[str, Any]) -> str:
     """Headline table (ours beside the reference's), per-class table, confusion matrix."""
     window, squashed, published = result["sliding_window"], result["reference_protocol"], result["reference_published"]
     lines = [
-        f"# Evaluation of {Path(result['model']).name} ({len(result['per_image'])} validation images)",
+        f"# Evaluation of {Path(result['model']).name} ({len(result['per_image'])} validation images, "
+        f"test-time augmentation: {result.get('tta', 'none')}, {result['seconds']:.0f} s)",
         "",
         "| protocol | pixel accuracy | mean IoU (5 classes) | soft dice (reference formula) |",
         "|---|---|---|---|",
@@ -151,16 +156,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="a model file (.safetensors) written by training.export, "
                         "or an ONNX export of one (float32 or int8)")
-    parser.add_argument("--out", type=Path, help="report folder (default: evaluation/ beside the model)")
+    parser.add_argument("--out", type=Path, help="report folder (default: evaluation/ beside the model, "
+                                                 "evaluation-tta-flips/ with --tta flips)")
+    parser.add_argument("--tta", choices=TTA_MODES, default="none",
+                        help="test-time augmentation: none, or flips (mean over the tile and its 3 flips)")
     parser.add_argument("--tile", type=int, help="sliding-window tile size (default: the model's)")
     parser.add_argument("--overlap", type=int, help="sliding-window overlap (default: the model's)")
     parser.add_argument("--batch", type=int, default=1, help="tiles per prediction call")
     parser.add_argument("--data", type=Path, help="dataset folder (default: $DATA_DIR); GeoTIFF pairs in "
                                                   "DIR/images and DIR/masks are scored on their validation pairs")
     args = parser.parse_args(argv)
-    out = args.out or args.model.parent / "evaluation"
+    out = args.out or args.model.parent / ("evaluation" if args.tta == "none" else f"evaluation-tta-{args.tta}")
     result = evaluate_model(args.model, out, args.data, tile_size=args.tile, overlap=args.overlap,
-                            batch_size=args.batch)
+                            batch_size=args.batch, tta=args.tta)
     print(markdown_report(result))
     print(f"Report written to {out}")
 

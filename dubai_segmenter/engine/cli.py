@@ -173,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the int8 export passed its accuracy gate), tf (TensorFlow), onnx (ONNX Runtime, float32), "
         "int8 (the int8 export beside the model)",
     )
+    segment.add_argument(
+        "--tta",
+        choices=("none", "flips"),
+        default="none",
+        help="test-time augmentation: none (fast), or flips (average the class probabilities over the "
+        "tile and its 3 flips before blending; about 4x the time)",
+    )
     _add_progress_option(segment)
 
     vectorize = commands.add_parser(
@@ -350,12 +357,14 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from dubai_segmenter.engine.predictors import open_predictor
     from dubai_segmenter.engine.segment import SegmentOptions, segment_raster
+    from dubai_segmenter.engine.tta import with_tta
 
     progress(0.0, "loading the model")
     try:
         with _backend_choice_on_stderr():
             predictor = open_predictor(args.model, tile_size=checked["tile"], backend=args.backend,
                                        cache_export=named != args.model)
+        predictor = with_tta(predictor, args.tta)
     except ValueError as error:  # includes ModelFileError: weights that do not fit, unknown backend
         raise UsageError(str(error)) from error
     options = SegmentOptions(

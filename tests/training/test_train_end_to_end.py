@@ -12,6 +12,7 @@ from dubai_segmenter.engine.model_file import load_keras_model, read_metadata
 from dubai_segmenter.engine.onnx_file import file_sha256
 from dubai_segmenter.engine.predictors import open_predictor
 from dubai_segmenter.engine.segment import segment_array
+from dubai_segmenter.engine.tta import with_tta
 from tests.training.helpers import write_synthetic_dataset
 from training.config import NATIVE, REFERENCE
 from training.dataset import list_samples, load_sample, reference_split
@@ -103,6 +104,12 @@ def test_native_fit_checkpoint_resume_export_evaluate(data, tmp_path, monkeypatc
     evaluate_main([str(tmp_path / "again.safetensors"), "--out", str(tmp_path / "scores")])
     rescored = json.loads((tmp_path / "scores" / "metrics.json").read_text())
     assert rescored["sliding_window"]["pixel_accuracy"] == pytest.approx(window["pixel_accuracy"], abs=1e-6)
+    # With --tta flips it scores the flip-averaged sliding window, in its own folder.
+    evaluate_main([str(tmp_path / "again.safetensors"), "--tta", "flips"])
+    flipped = json.loads((tmp_path / "evaluation-tta-flips" / "metrics.json").read_text())
+    averaged = segment_array(image.astype(np.float32) / 255, with_tta(predictor, "flips"), 64, 16)
+    assert flipped["tta"] == "flips" and flipped["per_image"][0]["pixel_accuracy"] == pytest.approx(
+        scores(confusion_matrix(labels, averaged.argmax(-1)))["pixel_accuracy"], abs=1e-6)
 
 
 def test_reference_recipe_learns_the_synthetic_classes(data, tmp_path):
