@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Segment aerial/satellite rasters into land-cover classes (building, land, road, "
         "vegetation, water, unlabeled) with a dubai_segmenter model file.",
         epilog=f"Exit codes: {EXIT_OK} success, {EXIT_FAILED} failure while running, {EXIT_BAD_INPUT} bad input "
-        f"or usage, {EXIT_CANCELLED} cancelled (SIGINT/SIGTERM). Errors are one 'ERROR: ...' line on stderr.",
+        f"or usage, {EXIT_CANCELLED} cancelled (SIGINT/SIGTERM). Errors are one 'ERROR: ...' line on stderr; "
+        "--debug (anywhere on the line) or DUBAI_SEGMENTER_DEBUG=1 also prints the traceback before it.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
@@ -242,6 +243,7 @@ class _Progress:
         self.mode = mode or ("bar" if sys.stderr.isatty() else "none")
         self._bar = None
         self._last = (-1.0, 0.0)
+        self._last_step = ""
         if self.mode == "bar":
             from tqdm import tqdm
 
@@ -256,9 +258,11 @@ class _Progress:
         elif self.mode == "lines":
             last_percent, last_time = self._last
             now = time.monotonic()
-            if percent - last_percent >= 0.1 or now - last_time >= LINE_INTERVAL or fraction >= 1.0:
+            new_step = message.split(" ", 1)[0] != self._last_step  # e.g. "writing overviews" after the tiles
+            if percent - last_percent >= 0.1 or now - last_time >= LINE_INTERVAL or fraction >= 1.0 or new_step:
                 print(f"PROGRESS {percent:.1f} {message}", flush=True)
                 self._last = (percent, now)
+                self._last_step = message.split(" ", 1)[0]
 
     def close(self) -> None:
         if self._bar is not None:
@@ -342,6 +346,7 @@ def _backend_choice_on_stderr() -> Iterator[None]:
 
 
 def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
+    from dubai_segmenter.engine.output_claim import claimed
     from dubai_segmenter.engine.progress import sub_progress
 
     try:
@@ -353,6 +358,8 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(str(error)) from error
     metadata, out_raster, out_vector = checked["metadata"], checked["out_raster"], checked["out_vector"]
+    args.hold(claimed([out_raster, out_vector]))  # one writer per output (output_claim.py)
+    args.writing = out_raster
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from dubai_segmenter.engine.predictors import open_predictor
@@ -380,6 +387,7 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
         return EXIT_OK
     from dubai_segmenter.engine.vectorize import vectorize_classes
 
+    args.writing = out_vector
     try:
         polygons = vectorize_classes(
             out_raster, out_vector, classes=checked["classes"], min_area=args.min_area, simplify=args.simplify,
@@ -395,12 +403,15 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
 
 
 def _vectorize(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
+    from dubai_segmenter.engine.output_claim import claimed
     from dubai_segmenter.engine.raster_legend import raster_classes
     from dubai_segmenter.engine.vectorize import vectorize_classes
 
     classified = Path(args.classified)
     if not classified.is_file():
         raise UsageError(f"classified raster not found: {classified}")
+    args.hold(claimed([args.out_vector]))  # one writer per output (output_claim.py)
+    args.writing = args.out_vector
     try:
         classes = parse_classes(args.classes, raster_classes(classified)) if args.classes else None
         result = vectorize_classes(
@@ -459,12 +470,16 @@ def _export_onnx(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (the contract's codes)."""
+    from dubai_segmenter.engine.failures import disk_full
     from dubai_segmenter.engine.geotiff_output import OutputPathError
     from dubai_segmenter.engine.model_file import ModelFileError
+    from dubai_segmenter.engine.output_claim import OutputBusyError
     from dubai_segmenter.engine.progress import Cancelled
     from dubai_segmenter.engine.raster_input import RasterInputError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("DUBAI_SEGMENTER_DEBUG", "") not in ("", "0")
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
     if args.command == "models":
         from dubai_segmenter.engine.model_catalogue import CatalogueError, DownloadCancelled, DownloadError
         from dubai_segmenter.engine.model_commands import run_models_command
@@ -482,28 +497,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _info(args) if args.command == "info" else _export_onnx(args)
         except (UsageError, ModelFileError, OutputPathError) as error:
-            return _fail(EXIT_BAD_INPUT, str(error))
+            return _fail(EXIT_BAD_INPUT, str(error), debug=debug)
         except Exception as error:
-            traceback.print_exc(file=sys.stderr)
-            return _fail(EXIT_FAILED, f"{type(error).__name__}: {error}")
+            return _fail(EXIT_FAILED, f"{type(error).__name__}: {error}", debug=debug)
     progress = _Progress(args.progress)
+    args.writing = None
     try:
-        with _CancelOnSignal() as cancel:
+        with _CancelOnSignal() as cancel, contextlib.ExitStack() as held:
+            args.hold = held.enter_context
             run = _segment if args.command == "segment" else _vectorize
             return run(args, progress, cancel)
     except Cancelled:
-        return _fail(EXIT_CANCELLED, "cancelled: no output was written", progress)
-    except (UsageError, RasterInputError, OutputPathError, ModelFileError) as error:
-        return _fail(EXIT_BAD_INPUT, str(error), progress)
+        return _fail(EXIT_CANCELLED, "cancelled: no output was written", progress, debug)
+    except (UsageError, RasterInputError, OutputPathError, ModelFileError, OutputBusyError) as error:
+        return _fail(EXIT_BAD_INPUT, str(error), progress, debug)
     except MemoryError:
-        return _fail(EXIT_FAILED, "out of memory: try a smaller --tile or --batch", progress)
-    except Exception as error:  # a bug or an I/O failure: show where, for the report
-        traceback.print_exc(file=sys.stderr)
-        return _fail(EXIT_FAILED, f"{type(error).__name__}: {error}", progress)
+        return _fail(EXIT_FAILED, "out of memory: try a smaller --tile or --batch", progress, debug)
+    except Exception as error:  # a bug or an I/O failure: the traceback only with --debug
+        message = disk_full(error, args.writing) or f"{type(error).__name__}: {error}"
+        return _fail(EXIT_FAILED, message, progress, debug)
 
 
-def _fail(code: int, message: str, progress: _Progress | None = None) -> int:
+def _fail(code: int, message: str, progress: _Progress | None = None, debug: bool = False) -> int:
+    """The one ERROR line, last on stderr; with ``debug`` the traceback of the error before it."""
     if progress is not None:
         progress.close()
-    print(f"ERROR: {message}", file=sys.stderr, flush=True)
+    if debug and sys.exc_info()[0] is not None:
+        traceback.print_exc(file=sys.stderr)
+    print(f"ERROR: {' '.join(message.split())}", file=sys.stderr, flush=True)
     return code

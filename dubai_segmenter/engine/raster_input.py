@@ -39,10 +39,13 @@ class RasterInputError(ValueError):
 
 def open_raster(path: str | os.PathLike) -> rasterio.DatasetReader:
     """Open ``path`` read-only, or RasterInputError for a missing file, a non-raster, no CRS."""
+    from dubai_segmenter.engine.raster_integrity import check_block_table
+
     if not os.path.exists(path):
         raise RasterInputError(f"input raster not found: {path}")
     if os.path.isdir(path):
         raise RasterInputError(f"input is a directory, not a raster file: {path}")
+    check_block_table(path)  # a truncated file fails here, in a second, not minutes into the run
     try:
         dataset = rasterio.open(path)
     except RasterioIOError as error:
@@ -138,9 +141,18 @@ def compute_scaling(dataset: rasterio.DatasetReader, bands: Sequence[int], input
 
 
 def read_window(dataset: rasterio.DatasetReader, bands: Sequence[int], window: Window) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols, bands) raw pixels and (rows, cols) validity of ``window``."""
-    pixels = dataset.read(list(bands), window=window)
-    return np.moveaxis(pixels, 0, -1), read_validity(dataset, bands, window, pixels)
+    """(rows, cols, bands) raw pixels and (rows, cols) validity of ``window``.
+
+    A window GDAL cannot decode (corrupted data) raises DamagedRasterError naming it.
+    """
+    try:
+        pixels = dataset.read(list(bands), window=window)
+        return np.moveaxis(pixels, 0, -1), read_validity(dataset, bands, window, pixels)
+    except RasterioIOError as error:
+        from dubai_segmenter.engine.raster_integrity import read_failure
+
+        top, left = int(window.row_off), int(window.col_off)
+        raise read_failure(dataset.name, top, left, int(window.height), int(window.width), error) from error
 
 
 def read_validity(
