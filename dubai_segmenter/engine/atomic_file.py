@@ -24,6 +24,15 @@ def current_umask() -> int:
     return mask
 
 
+def apply_umask(path: str | os.PathLike) -> None:
+    """Give ``path`` the mode a plain new file gets (0666 minus the umask).
+
+    For files made by libraries that choose their own: safetensors (0600) and SQLite, hence
+    GeoPackages (0644 whatever the umask, so a group-writable umask was ignored).
+    """
+    os.chmod(path, 0o666 & ~current_umask())
+
+
 @contextlib.contextmanager
 def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; it becomes ``path`` on success and is removed on failure."""
@@ -31,7 +40,7 @@ def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
     temporary = temporary_path(target, suffix=target.suffix)
     try:
         yield temporary
-        os.chmod(temporary, 0o666 & ~current_umask())
+        apply_umask(temporary)
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -346,6 +346,7 @@ def _backend_choice_on_stderr() -> Iterator[None]:
 
 
 def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
+    from dubai_segmenter.engine.atomic_file import apply_umask
     from dubai_segmenter.engine.output_claim import claimed
     from dubai_segmenter.engine.progress import sub_progress
 
@@ -396,6 +397,7 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
     except BaseException:
         _remove_outputs(out_raster)
         raise
+    apply_umask(polygons.output_path)  # SQLite makes GeoPackages 0644 whatever the umask
     progress.close()
     print(summary, flush=True)
     print(f"Wrote {polygons.output_path}: {sum(polygons.polygon_counts.values())} polygons", flush=True)
@@ -403,6 +405,7 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
 
 
 def _vectorize(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
+    from dubai_segmenter.engine.atomic_file import apply_umask
     from dubai_segmenter.engine.output_claim import claimed
     from dubai_segmenter.engine.raster_legend import raster_classes
     from dubai_segmenter.engine.vectorize import vectorize_classes
@@ -420,6 +423,7 @@ def _vectorize(args: argparse.Namespace, progress: _Progress, cancel: Callable[[
         )
     except (ValueError, FileNotFoundError) as error:  # the vectorizer checks its input first
         raise UsageError(str(error)) from error
+    apply_umask(result.output_path)  # SQLite makes GeoPackages 0644 whatever the umask
     progress.close()
     print(f"Wrote {result.output_path}: {sum(result.polygon_counts.values())} polygons", flush=True)
     return EXIT_OK
