@@ -135,3 +135,22 @@ def test_onnx_backend_runs_without_tensorflow(exported):
     lines = done.stdout.splitlines()
     assert lines[:3] == ["onnx True", "onnx True", "[]"], done.stdout + done.stderr
     assert "refused:" in lines[3] and "TensorFlow, the other backend, is not installed" in lines[3]
+
+
+def test_the_shipped_network_exported_to_onnx_agrees_with_tensorflow(tmp_path, irv2_model_256):
+    """The InceptionResNetV2 U-Net itself (tile 256, random weights), not only the tiny test
+    networks: exported, run by ONNX Runtime and compared with TensorFlow on the same tiles."""
+    _, model_file = irv2_model_256
+    exported = export_onnx(model_file, tmp_path / "irv2.onnx")
+    tf_predictor = open_predictor(model_file, backend="tf")
+    onnx_predictor = open_predictor(exported)
+    assert (tf_predictor.backend, onnx_predictor.backend, onnx_predictor.tile_size) == ("tf", "onnx", 256)
+    rng = np.random.default_rng(11)
+    batch = np.concatenate([rng.random((1, 256, 256, 3), dtype=np.float32),  # noise and a painted scene
+                            paint(rng.integers(0, 6, (1, 32, 32)).repeat(8, 1).repeat(8, 2)) / np.float32(255)])
+    expected, got = tf_predictor.predict(batch), onnx_predictor.predict(batch)
+    assert got.shape == expected.shape == (2, 256, 256, 6)
+    same_class = (got.argmax(-1) == expected.argmax(-1)).mean()
+    print(f"IRV2 U-Net ONNX vs TensorFlow: max |difference| {np.abs(got - expected).max():.2g}, same class {same_class:.5%}")
+    np.testing.assert_allclose(got, expected, atol=5e-3)
+    assert same_class > 0.999
