@@ -32,6 +32,7 @@ from .raster_legend import raster_classes
 # About 2 M pixels per strip: a few MB of working arrays and a few tens of MB of traced
 # pieces whatever the raster size; seams cost little, so smaller strips buy nothing.
 _BLOCK_PIXELS = 1 << 21
+_MIN_CACHE_BYTES = 16 << 20
 _FEATURES_PER_TRANSACTION = 20_000
 _FEATURES_PER_CANCEL_CHECK = 2_000
 _FIELDS = (("class_id", "OFTInteger"), ("class_name", "OFTString"), ("area", "OFTReal"), ("perimeter", "OFTReal"))
@@ -88,7 +89,12 @@ def vectorize_classes(
         pixel_area = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d)
         joiner = SeamJoiner(raster.height, min_pixels=min_area / pixel_area)
         report(progress, 0.0, f"vectorizing {raster.height} rows")
-        with _GeoPackageLayer(output, layer_name, raster.crs, cancel) as layer:
+        # GDAL's block cache would otherwise keep every tile read, up to 5 % of the RAM:
+        # hundreds of MB that follow the raster's area. Each strip's tiles are read once
+        # (the values, then the mask), so two strips' worth is all it needs.
+        strip_bytes = rows * raster.width * np.dtype(raster.dtypes[0]).itemsize
+        with rasterio.Env(GDAL_CACHEMAX=max(_MIN_CACHE_BYTES, 2 * strip_bytes)), \
+                _GeoPackageLayer(output, layer_name, raster.crs, cancel) as layer:
             for row0 in range(0, raster.height, rows):
                 check_cancelled(cancel)
                 row1 = min(row0 + rows, raster.height)
