@@ -39,6 +39,22 @@ def colour_model(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def class_models(tmp_path_factory) -> Callable[[int], Path]:
+    """``class_models(n)``: a tiny nearest-colour model of n other classes (tests/qgis/class_models.py)."""
+    folder = tmp_path_factory.mktemp("class_models")
+    python = resolve_interpreter(None, {}).path
+
+    def build(count: int) -> Path:
+        path = folder / f"classes{count}.safetensors"
+        if not path.exists():
+            subprocess.run([python, "-m", "tests.qgis.class_models", str(path), str(count)], cwd=REPO, check=True,
+                           capture_output=True, timeout=300)
+        return path
+
+    return build
+
+
 def scene_ids(height: int = 96, width: int = 128) -> np.ndarray:
     """A small scene: land with a road, two buildings, water and vegetation (ids 0..4)."""
     ids = np.full((height, width), 1, dtype=np.uint8)  # land
@@ -51,9 +67,9 @@ def scene_ids(height: int = 96, width: int = 128) -> np.ndarray:
 
 
 def write_painted_raster(path: Path, class_ids: np.ndarray, epsg: int = 32640,
-                         origin: tuple[float, float] = ORIGIN, pixel: float = PIXEL) -> Path:
-    """An RGB GeoTIFF painted in the class colours of ``class_ids``."""
-    image = paint(class_ids)
+                         origin: tuple[float, float] = ORIGIN, pixel: float = PIXEL, image=None) -> Path:
+    """An RGB GeoTIFF painted in the class colours of ``class_ids`` (or the given ``image``)."""
+    image = paint(class_ids) if image is None else image
     dataset = gdal.GetDriverByName("GTiff").Create(str(path), image.shape[1], image.shape[0], 3, gdal.GDT_Byte)
     dataset.SetGeoTransform((origin[0], pixel, 0.0, origin[1], 0.0, -pixel))
     reference = osr.SpatialReference()

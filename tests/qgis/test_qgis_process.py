@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from osgeo import gdal
 
 from dubai_segmenter.child_process.interpreter import ENV_VAR, resolve_interpreter
+from tests.qgis.class_models import classes_of, paint_classes, stripes
 from tests.qgis.conftest import read_band, scene_ids, write_painted_raster
 from tools.package_plugin import build_zip
 
@@ -76,3 +78,23 @@ def test_a_bad_input_fails_with_the_message_and_a_non_zero_exit(qgis_process, co
                           f"MODEL={colour_model}", f"OUTPUT={tmp_path / 'o.tif'}")
     assert result.returncode != 0
     assert "missing.tif" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("count, chosen", [(3, ""), (8, "grass,pool")], ids=["3 classes", "8 classes"])
+def test_a_model_with_other_classes_runs_from_the_command_line(qgis_process, class_models, count, chosen, tmp_path):
+    classes = classes_of(count)
+    ids = stripes(count)
+    scene = write_painted_raster(tmp_path / "scene.tif", ids, image=paint_classes(ids, classes))
+    result = qgis_process(
+        "--json", "run", "dubai_segmenter:segment_and_vectorize", "--",
+        f"INPUT={scene}", f"MODEL={class_models(count)}", f"OUTPUT={tmp_path / 'classes.tif'}",
+        f"OUTPUT_VECTOR={tmp_path / 'polygons.gpkg'}", *([f"CLASSES={chosen}"] if chosen else []),
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    outputs = json.loads(result.stdout)["results"]
+    np.testing.assert_array_equal(read_band(outputs["OUTPUT"]), ids)
+    assert [a["name"] for a in json.loads(outputs["CLASS_AREAS"])] == [c.name for c in classes]
+    polygons = gdal.OpenEx(outputs["OUTPUT_VECTOR"])
+    names = {feature["class_name"] for feature in polygons.GetLayerByName("land_cover")}
+    wanted = {"Grass", "Pool"} if chosen else {c.name for c in classes if c.name != "Unlabeled"}
+    assert names == wanted
