@@ -24,6 +24,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..child_process.runner import EngineCancelled, EngineError, run_engine
 from ..engine.classes import ClassInfo
+from ..plugin_metadata import plugin_metadata
 from ..qgis_compat import NUMBER_DOUBLE
 from .layer_styles import ClassStylePostProcessor
 
@@ -52,7 +53,8 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return ""
 
     def helpUrl(self) -> str:  # noqa: N802 - QGIS API
-        return "https://github.com/dubai-segmenter/dubai_segmenter#qgis-plugin"
+        homepage = plugin_metadata().get("homepage", "")
+        return f"{homepage}#qgis-plugin" if homepage else ""
 
     # --- parameters -------------------------------------------------------------------
 
