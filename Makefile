@@ -15,7 +15,7 @@ PIP_STAMP := $(VENV)/.requirements-ok
 export QT_QPA_PLATFORM := offscreen
 export XDG_RUNTIME_DIR := /tmp/runtime-$(shell id -u)
 
-.PHONY: setup test package demo bench bench-quick train evaluate clean
+.PHONY: setup test package demo bench bench-quick train evaluate clean qt6-check
 
 setup: $(PIP_STAMP)
 
@@ -34,9 +34,19 @@ $(PIP_STAMP): requirements.txt | $(APT_STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-test: setup
+test: setup qt6-check
 	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
 	$(PY) -m pytest
+
+# Qt 5-only code in the plugin (QGIS 4 runs Qt 6), checked under PyQt6 in its own venv.
+QT6_VENV := .venv-qt6
+QT6_STAMP := $(QT6_VENV)/.requirements-ok
+$(QT6_STAMP): requirements-qt6.txt | $(APT_STAMP)
+	@[ -d $(QT6_VENV) ] || $(SYSTEM_PYTHON) -m venv $(QT6_VENV)
+	$(QT6_VENV)/bin/python -m pip install -q --disable-pip-version-check --ignore-requires-python -r requirements-qt6.txt
+	@touch $@
+qt6-check: $(QT6_STAMP)
+	$(QT6_VENV)/bin/python -m tools.qt6_check
 
 package: setup
 	$(PY) -m tools.package_plugin dist/dubai_segmenter.zip

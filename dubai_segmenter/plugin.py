@@ -69,7 +69,7 @@ class DubaiSegmenterPlugin:
     def _show_dock(self, visible: bool) -> None:
         if self.dock is None:
             self.dock = SegmenterDock(self.iface, parent=self.iface.mainWindow())
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
             # Closing the dock with its own button must untick the toolbar button.
             self.dock.visibilityChanged.connect(self.action.setChecked)
         self.dock.setVisible(visible)

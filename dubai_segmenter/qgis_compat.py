@@ -31,3 +31,7 @@ NUMBER_INTEGER = _lookup("Qgis.ProcessingNumberParameterType.Integer", "QgsProce
 NUMBER_DOUBLE = _lookup("Qgis.ProcessingNumberParameterType.Double", "QgsProcessingParameterNumber.Type.Double")
 FILE_BEHAVIOUR_FILE = _lookup("Qgis.ProcessingFileParameterBehavior.File", "QgsProcessingParameterFile.Behavior.File")
 DISTANCE_METERS = _lookup("Qgis.DistanceUnit.Meters", "QgsUnitTypes.DistanceUnit.DistanceMeters")
+RASTER_WRITER_SUCCESS = _lookup("Qgis.RasterFileWriterResult.Success", "QgsRasterFileWriter.WriterError.NoError")
+RASTER_CAPABILITY_SIZE = _lookup("Qgis.RasterInterfaceCapability.Size", "QgsRasterInterface.Capability.Size")
+WKT_PREFERRED_GDAL = _lookup("Qgis.CrsWktVariant.PreferredGdal",
+                             "QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED_GDAL")

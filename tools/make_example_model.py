@@ -45,7 +45,8 @@ def build_model():
     })
     for position, parameter in enumerate((
         QgsProcessingParameterRasterLayer("input_raster", "Input raster"),
-        QgsProcessingParameterFile("model_file", "Model file", behavior=QgsProcessingParameterFile.Behavior.File,
+        QgsProcessingParameterFile("model_file", "Model file",
+                                   behavior=QgsProcessingParameterFile.Behavior.File,
                                    fileFilter=MODEL_FILE_FILTER),
     )):
         component = QgsProcessingModelParameter(parameter.name())

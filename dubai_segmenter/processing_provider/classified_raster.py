@@ -20,6 +20,7 @@ from qgis.core import (
 )
 
 from ..engine.raster_legend import raster_classes
+from ..qgis_compat import DISTANCE_METERS
 
 _ROWS_PER_READ = 1024
 
@@ -52,7 +53,7 @@ def pixel_area_m2(path: str) -> float:
     x0, dx, rx, y0, ry, dy = dataset.GetGeoTransform()
     crs = QgsCoordinateReferenceSystem.fromWkt(dataset.GetProjection())
     if crs.isValid() and not crs.isGeographic():
-        factor = QgsUnitTypes.fromUnitToUnitFactor(crs.mapUnits(), QgsUnitTypes.DistanceMeters)
+        factor = QgsUnitTypes.fromUnitToUnitFactor(crs.mapUnits(), DISTANCE_METERS)
         return abs(dx * dy - rx * ry) * factor * factor
     measure = QgsDistanceArea()
     measure.setSourceCrs(crs, QgsProject.instance().transformContext())

@@ -27,12 +27,13 @@ from qgis.core import (
     QgsRasterBlockFeedback,
     QgsRasterDataProvider,
     QgsRasterFileWriter,
-    QgsRasterInterface,
     QgsRasterLayer,
     QgsRasterPipe,
     QgsRectangle,
 )
 from qgis.PyQt.QtCore import Qt
+
+from ..qgis_compat import RASTER_CAPABILITY_SIZE, RASTER_WRITER_SUCCESS, WKT_PREFERRED_GDAL
 
 _GTIFF_OPTIONS = ["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"]
 
@@ -75,7 +76,7 @@ class RasterSnapshot:
     @classmethod
     def of(cls, layer: QgsRasterLayer, transform_context: QgsCoordinateTransformContext) -> "RasterSnapshot":
         provider = layer.dataProvider()
-        has_grid = bool(provider.capabilities() & QgsRasterInterface.Size) and provider.xSize() > 0
+        has_grid = bool(provider.capabilities() & RASTER_CAPABILITY_SIZE) and provider.xSize() > 0
         pixel_size = (layer.rasterUnitsPerPixelX(), layer.rasterUnitsPerPixelY()) if has_grid else None
         local_path = local_gdal_file(layer)
         return cls(layer.name(), layer.crs(), layer.extent(), pixel_size, local_path,
@@ -146,7 +147,7 @@ def export_with_qgis(snapshot: RasterSnapshot, area: QgsRectangle, width: int, h
         feedback.canceled.disconnect(block_feedback.cancel)
         if feedback.isCanceled():
             return ""
-    if error != QgsRasterFileWriter.NoError:
+    if error != RASTER_WRITER_SUCCESS:
         raise InputPreparationError(f"exporting the layer {snapshot.name!r} to {destination} failed (error {error})")
     return destination
 
@@ -156,7 +157,7 @@ def _cutline(polygons: Sequence[QgsGeometry], crs: QgsCoordinateReferenceSystem,
     driver = ogr.GetDriverByName("GPKG")
     source = driver.CreateDataSource(path)
     reference = osr.SpatialReference()
-    reference.ImportFromWkt(crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL))
+    reference.ImportFromWkt(crs.toWkt(WKT_PREFERRED_GDAL))
     layer = source.CreateLayer("area", reference, ogr.wkbMultiPolygon)
     for polygon in polygons:
         feature = ogr.Feature(layer.GetLayerDefn())

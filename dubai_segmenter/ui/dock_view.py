@@ -242,7 +242,8 @@ class DockView(QWidget):
         form.addRow("Python", self.python_widget)
         self.install_button = QPushButton("Install packages…")
         self.install_button.setToolTip("Create a Python environment in the QGIS profile folder with the engine's "
-                                       "packages (numpy, rasterio, shapely, safetensors, ONNX Runtime; TensorFlow on request) and use it")
+                                       "packages (numpy, rasterio, shapely, safetensors, ONNX Runtime; "
+                                       "TensorFlow on request) and use it")
         form.addRow(self.install_button)
         self.advanced_group.setCollapsed(True)
         return self.advanced_group
