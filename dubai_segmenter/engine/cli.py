@@ -126,10 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
         "the class colours and names, and optionally a GeoPackage of polygons for chosen classes. "
         "Outputs appear only when complete; the input is never modified.",
     )
-    segment.add_argument("input", metavar="INPUT", help="input raster (any GDAL format, with a CRS)")
+    segment.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="input raster (any GDAL format, with a CRS); several files, a folder or a glob ('scenes/*.tif') "
+        "with --out-dir",
+    )
     segment.add_argument("--model", required=True, metavar="M", help="dubai_segmenter model file, or the name of "
                          "an installed model (e.g. dubai-native-v1; see 'models list')")
-    segment.add_argument("--out-raster", required=True, metavar="R.tif", help="classified GeoTIFF to write")
+    segment.add_argument("--out-raster", metavar="R.tif", help="classified GeoTIFF to write (one input)")
+    segment.add_argument(
+        "--out-dir", metavar="DIR",
+        help="output folder for several inputs: each scene becomes DIR/<name>.tif; a failed scene is "
+        "reported and the others go on",
+    )
     segment.add_argument("--out-vector", metavar="V.gpkg", help="also write polygons to this GeoPackage")
     _add_vector_options(segment)
     segment.add_argument(
@@ -180,6 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="test-time augmentation: none (fast), or flips (average the class probabilities over the "
         "tile and its 3 flips before blending; about 4x the time)",
+    )
+    cluster = segment.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--cluster", metavar="local[:N]",
+        help="run on a Dask LocalCluster of N single-threaded worker processes here (default N: one per "
+        "core); same result, bit for bit. Needs the ONNX export of the model",
+    )
+    cluster.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT",
+        help="run on an existing Dask cluster (dask scheduler / dask worker); workers must read the "
+        "input at the same path. Same result as a local run, bit for bit",
+    )
+    segment.add_argument(
+        "--chunk", type=_positive_int, default=8192, metavar="PIXELS",
+        help="on a cluster: side of the output square one task makes, rounded to whole tile strides (default 8192)",
     )
     _add_progress_option(segment)
 
@@ -348,13 +372,21 @@ def _backend_choice_on_stderr() -> Iterator[None]:
 def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
     from dubai_segmenter.engine.atomic_file import apply_umask
     from dubai_segmenter.engine.output_claim import claimed
+    from dubai_segmenter.engine.many_scenes import for_many_scenes_or_cluster, segment_scenes_command
+    from dubai_segmenter.engine.model_store import resolve_model
     from dubai_segmenter.engine.progress import sub_progress
 
+    named = args.model  # a catalogue name found in the model folders gets its ONNX export made once
     try:
-        from dubai_segmenter.engine.model_store import resolve_model
-
-        named = args.model  # a catalogue name found in the model folders gets its ONNX export made once
         args.model = str(resolve_model(args.model))
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from error
+    if for_many_scenes_or_cluster(args):
+        return segment_scenes_command(args, progress, cancel)
+    args.input = args.inputs[0]
+    if not args.out_raster:
+        raise UsageError("give the output with --out-raster R.tif (or --out-dir DIR for several inputs)")
+    try:
         checked = _check_segment_args(args)
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(str(error)) from error

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 
 import numpy as np
 import onnx
@@ -219,3 +220,40 @@ def test_a_worker_killed_mid_run_changes_nothing(client, scenes, references, mod
     assert killed and scene.error is None
     assert_same_file(scene.output_path, references["seams"])
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
+
+
+def test_command_line_on_a_local_cluster_matches_and_reports_a_failed_scene(scenes, references, model, tmp_path, capsys):
+    from dubai_segmenter.engine.cli import EXIT_FAILED, main
+
+    (tmp_path / "broken.tif").write_text("not a raster")
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["segment", str(scenes["seams"]), str(scenes["small"]), str(tmp_path / "broken.tif"),
+                 "--model", str(model), "--out-dir", str(out), "--confidence", "--cluster", "local:2",
+                 "--chunk", "100", "--progress", "lines"])
+    printed = capsys.readouterr()
+    assert code == EXIT_FAILED
+    assert "PROGRESS 100.0 chunk 13/13" in printed.out and printed.out.count("Wrote ") == 2
+    assert f"FAILED {tmp_path / 'broken.tif'}: " in printed.err and "not a raster" in printed.err
+    assert [line for line in printed.err.splitlines() if line.startswith("ERROR: ")] == [
+        "ERROR: 1 of 3 scenes failed (listed above)"]
+    for name in ("seams", "small"):
+        assert_same_file(out / f"{name}.tif", references[name])
+    assert sorted(p.name for p in out.iterdir()) == ["seams.tif", "seams.tif.aux.xml", "small.tif", "small.tif.aux.xml"]
+
+
+def test_an_unreachable_scheduler_is_bad_input_in_one_sentence(scenes, model, tmp_path, capsys, monkeypatch):
+    from dubai_segmenter.engine.cli import EXIT_BAD_INPUT, main
+    from dubai_segmenter.engine.distributed import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1)
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    code = main(["segment", str(scenes["small"]), "--model", str(model), "--out-raster", str(tmp_path / "out.tif"),
+                 "--scheduler", f"tcp://127.0.0.1:{port}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_BAD_INPUT
+    assert err == [f"ERROR: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 1 s; "
+                   "check the address and that 'dask scheduler' is running there"]
+    assert list(tmp_path.iterdir()) == []

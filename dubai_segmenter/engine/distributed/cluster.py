@@ -9,10 +9,12 @@ a worker runs one tile at a time and ONNX Runtime gets the host's cores / worker
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
+import signal
 from collections import Counter
 from typing import Iterator
+
+from distributed import WorkerPlugin
 
 #: Seconds to wait for a scheduler to answer, and for a cluster to have a worker.
 CONNECT_TIMEOUT = 10
@@ -28,6 +30,17 @@ def parse_local(spec: str) -> int:
     if name != "local" or (count and not (count.isdigit() and int(count) > 0)):
         raise ClusterError(f"bad --cluster {spec!r}: use 'local' or 'local:N' with N workers, e.g. local:2")
     return int(count) if count else len(os.sched_getaffinity(0))
+
+
+class IgnoreInterrupts(WorkerPlugin):
+    """Local workers share the terminal's process group, so Ctrl-C reaches them too; they
+    ignore it and the client alone decides: it cancels the futures and closes the cluster."""
+
+    name = "dubai-segmenter-ignore-sigint"
+    idempotent = True
+
+    def setup(self, worker) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # worker processes run their event loop in the main thread
 
 
 @contextlib.contextmanager
@@ -62,6 +75,8 @@ def connect(cluster: str | None = None, scheduler: str | None = None) -> Iterato
             raise ClusterError(
                 f"the Dask scheduler at {scheduler} has no workers; start some with 'dask worker {scheduler}'"
             ) from error
+        if cluster is not None:
+            client.register_plugin(IgnoreInterrupts())
         yield client
 
 
@@ -79,8 +94,3 @@ def threads_by_host(client) -> dict[str, int]:
         for address, count in cores.items() if address in workers
     }
 
-
-def quiet_distributed_logs() -> None:
-    """Dask logs every worker start and stop at INFO; the command line shows its own progress."""
-    for name in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler"):
-        logging.getLogger(name).setLevel(logging.ERROR)

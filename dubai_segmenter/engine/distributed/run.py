@@ -184,6 +184,9 @@ def segment_scenes(
                 continue
             for future in finished:
                 scene, _ = owner[future.key]
+                if future.status not in ("finished", "error", "cancelled"):
+                    pending.add(future)  # its result was lost with a worker after it finished: wait again
+                    continue
                 if future.status == "error" and scene.error is None:
                     scene.error = f"{type(future.exception()).__name__}: {future.exception()}"
                     client.cancel([f for f in futures if owner[f.key][0] is scene])
@@ -194,6 +197,9 @@ def segment_scenes(
                 future.release()
                 done += 1
                 report(progress, done / total, f"chunk {done}/{total}")
+        for scene in scenes:
+            if scene.plan is not None and scene.result is None and scene.error is None:
+                scene.error = f"{len(scene.missing)} chunks did not finish"  # never silently incomplete
     except BaseException as error:
         client.cancel(futures)
         if isinstance(error, (Cancelled, KeyboardInterrupt)):  # asked to stop: leave nothing

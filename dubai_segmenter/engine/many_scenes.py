@@ -1,0 +1,210 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``segment`` on many scenes, or on a Dask cluster: inputs, output names, one line per scene.
+
+An analyst with a folder of scenes gives the folder (or a glob, or several files) and an
+output folder; every scene becomes ``OUT_DIR/<name>.tif``. The model is opened once (or
+uploaded to the cluster once). A scene that fails is reported with its reason and the
+others go on; the exit code says whether all of them succeeded. With ``--cluster`` or
+``--scheduler`` the chunks of all scenes are spread over the workers
+(``engine/distributed``); polygons (single scene only) are then traced here, on the
+client, from the assembled raster with the same vectorizer as a local run.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from dubai_segmenter.engine.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    SEGMENT_SHARE_WITH_VECTORS,
+    UsageError,
+    _check_segment_args,
+    _Progress,
+    _summary,
+)
+from dubai_segmenter.engine.progress import Cancelled, sub_progress
+
+#: What a folder given as input contributes: files with these suffixes (not hidden ones).
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
+
+
+def expand_inputs(arguments: Sequence[str]) -> tuple[list[Path], bool]:
+    """The scenes named by ``arguments`` (files, folders, glob patterns), in order, and whether
+    they are "many" (more than one argument, or any folder or pattern)."""
+    scenes: list[Path] = []
+    many = len(arguments) > 1
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            many = True
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
+                           and not p.name.startswith("."))
+            if not found:
+                raise UsageError(f"folder {path} holds no raster ({', '.join(RASTER_SUFFIXES)} files)")
+            scenes += found
+        elif not path.exists() and glob.has_magic(argument):
+            many = True
+            found = sorted(Path(p) for p in glob.glob(argument) if Path(p).is_file())
+            if not found:
+                raise UsageError(f"no file matches {argument}")
+            scenes += found
+        else:
+            scenes.append(path)
+    return scenes, many
+
+
+def for_many_scenes_or_cluster(args: argparse.Namespace) -> bool:
+    """Whether a ``segment`` run goes through this module rather than the single-scene path."""
+    first = Path(args.inputs[0])
+    return bool(
+        len(args.inputs) > 1 or args.out_dir or args.cluster or args.scheduler or first.is_dir()
+        or (not first.exists() and glob.has_magic(args.inputs[0]))
+    )
+
+
+def _outputs(scenes: Sequence[Path], out_dir: Path) -> list[Path]:
+    outputs = [out_dir / f"{scene.stem}.tif" for scene in scenes]
+    names = [o.name for o in outputs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UsageError(f"several inputs would write {duplicates[0]} in --out-dir; give inputs with distinct names")
+    if not out_dir.is_dir():
+        raise UsageError(f"--out-dir {out_dir} does not exist; create it first")
+    return outputs
+
+
+def _check_model_args(args: argparse.Namespace) -> dict:
+    """The checks of a run that do not depend on a scene (model, tile, overlap, band list)."""
+    from dubai_segmenter.engine.architectures import check_tile_size
+    from dubai_segmenter.engine.predictors import read_model_metadata
+    from dubai_segmenter.engine.raster_input import parse_band_list
+    from dubai_segmenter.engine.tiling import check_tiling
+
+    if args.classes or args.min_area or args.simplify:
+        raise UsageError("polygons are made for one input at a time: run 'vectorize' on each output")
+    try:
+        metadata = read_model_metadata(args.model)
+        tile = args.tile or metadata.tile_size
+        check_tile_size(metadata.architecture, tile, metadata.architecture_params)
+        check_tiling(tile, metadata.overlap if args.overlap is None else args.overlap)
+        bands = parse_band_list(args.bands) if args.bands else None
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from error
+    return dict(metadata=metadata, tile=tile, bands=bands, out_vector=None, classes=None)
+
+
+#: (summary line, None) for a scene that succeeded, (None, the error) for one that failed.
+Outcome = tuple["str | None", "BaseException | None"]
+
+
+def _one_after_another(args, scenes, outputs, metadata, options, progress, cancel) -> list[Outcome]:
+    """Every scene through ``segment_raster`` in this process, with the model opened once."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from dubai_segmenter.engine.cli import _backend_choice_on_stderr
+    from dubai_segmenter.engine.predictors import open_predictor
+    from dubai_segmenter.engine.segment import segment_raster
+
+    progress(0.0, "loading the model")
+    try:
+        with _backend_choice_on_stderr():
+            predictor = open_predictor(args.model, tile_size=options.tile_size, backend=args.backend)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    outcomes: list[Outcome] = []
+    for index, (scene, output) in enumerate(zip(scenes, outputs)):
+        try:
+            result = segment_raster(
+                scene, predictor, output, options,
+                sub_progress(progress, index / len(scenes), (index + 1) / len(scenes)), cancel,
+            )
+        except (Cancelled, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as error:  # this scene's problem; the next one may be fine
+            outcomes.append((None, error))
+            continue
+        outcomes.append((_summary(result.output_path, result.class_pixel_counts, metadata.classes, result.seconds), None))
+    return outcomes
+
+
+def _on_cluster(args, scenes, outputs, metadata, options, progress, cancel) -> list[Outcome]:
+    """Every scene on the cluster (``--cluster local[:N]`` or ``--scheduler ADDRESS``)."""
+    from dubai_segmenter.engine.distributed.cluster import ClusterError, connect
+    from dubai_segmenter.engine.distributed.run import Scene, segment_scenes
+
+    jobs = [Scene(scene, output) for scene, output in zip(scenes, outputs)]
+    progress(0.0, "starting the cluster" if args.cluster else f"connecting to {args.scheduler}")
+    try:
+        with connect(args.cluster, args.scheduler) as client:
+            segment_scenes(client, jobs, args.model, options, args.chunk, progress, cancel)
+    except ClusterError as error:
+        raise UsageError(str(error)) from error
+    return [
+        (_summary(job.output_path, job.result.class_pixel_counts, metadata.classes, job.result.seconds), None)
+        if job.error is None else (None, RuntimeError(job.error))
+        for job in jobs
+    ]
+
+
+def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
+    """``segment`` with several inputs (``--out-dir``) and/or on a cluster; returns the exit code."""
+    from dubai_segmenter.engine.cli import _remove_outputs
+    from dubai_segmenter.engine.segment import SegmentOptions
+
+    scenes, many = expand_inputs(args.inputs)
+    if many:
+        if args.out_raster or args.out_vector:
+            raise UsageError("with several inputs, a folder or a glob, give --out-dir instead of --out-raster/--out-vector")
+        if args.out_dir is None:
+            raise UsageError("several inputs: give an output folder with --out-dir")
+        checked = _check_model_args(args)
+        outputs = _outputs(scenes, Path(args.out_dir))
+    else:
+        if args.out_dir is not None or not args.out_raster:
+            raise UsageError("for one input give --out-raster R.tif (--out-dir is for several inputs, a folder or a glob)")
+        args.input = str(scenes[0])
+        try:
+            checked = _check_segment_args(args)
+        except (ValueError, FileNotFoundError) as error:
+            raise UsageError(str(error)) from error
+        outputs = [checked["out_raster"]]
+    options = SegmentOptions(
+        bands=checked["bands"], tile_size=checked["tile"], overlap=args.overlap, batch_size=args.batch,
+        resolution=args.resolution, confidence=args.confidence,
+    )
+    out_vector = checked["out_vector"]
+    share = SEGMENT_SHARE_WITH_VECTORS if out_vector else 1.0
+    run = _on_cluster if args.cluster or args.scheduler else _one_after_another
+    outcomes = run(args, scenes, outputs, checked["metadata"], options, sub_progress(progress, 0.0, share), cancel)
+    failed = [(scene, error) for scene, (_, error) in zip(scenes, outcomes) if error is not None]
+    if not many and failed:
+        raise failed[0][1]  # one scene: its error is the run's error, with the usual exit code
+    polygons = None
+    if out_vector is not None:
+        from dubai_segmenter.engine.vectorize import vectorize_classes
+
+        try:
+            polygons = vectorize_classes(
+                outputs[0], out_vector, classes=checked["classes"], min_area=args.min_area, simplify=args.simplify,
+                progress=sub_progress(progress, share, 1.0), cancel=cancel,
+            )
+        except BaseException:
+            _remove_outputs(outputs[0])
+            raise
+    progress.close()
+    for summary, _ in outcomes:
+        if summary is not None:
+            print(summary, flush=True)
+    if polygons is not None:
+        print(f"Wrote {polygons.output_path}: {sum(polygons.polygon_counts.values())} polygons", flush=True)
+    for scene, error in failed:
+        print(f"FAILED {scene}: {error}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"ERROR: {len(failed)} of {len(scenes)} scenes failed (listed above)", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    return EXIT_OK
