@@ -57,6 +57,7 @@ class SegmentRequest:
     overlap: int | None = None
     batch_size: int | None = None
     resolution: float | None = None
+    scheduler: str | None = None  # a Dask scheduler address: run on that cluster (same result)
 
     def arguments(self) -> list[str]:
         args = [*_MODULE, "segment", _path(self.input_path), "--model", _path(self.model_path),
@@ -70,6 +71,8 @@ class SegmentRequest:
                 args += [flag, str(int(value))]
         if self.resolution is not None:
             args += ["--resolution", _number(self.resolution)]
+        if self.scheduler:
+            args += ["--scheduler", self.scheduler]
         return args + list(_PROGRESS)
 
     def outputs(self) -> list[str]:

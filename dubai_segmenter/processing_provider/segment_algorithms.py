@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterDistance,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
@@ -25,6 +26,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingUtils,
 )
@@ -93,6 +95,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
     OVERLAP = "OVERLAP"
     BATCH_SIZE = "BATCH_SIZE"
     RESOLUTION = "RESOLUTION"
+    SCHEDULER = "SCHEDULER"
     EXTENT = "EXTENT"
     MASK = "MASK"
     OUTPUT = "OUTPUT"
@@ -134,6 +137,11 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, "Only inside polygons", [VECTOR_POLYGON_SOURCE], optional=True,
         ))
+        scheduler = QgsProcessingParameterString(
+            self.SCHEDULER, "Dask scheduler address, e.g. tcp://10.0.0.5:8786 (empty: this computer)", optional=True,
+        )
+        scheduler.setFlags(scheduler.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(scheduler)
         if self.with_polygons:
             self.add_vectorize_parameters(self.INPUT)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classified raster"))
@@ -221,6 +229,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
                 overlap=None if overlap is None else int(overlap),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context) or None,
                 resolution=prepared.resolution,
+                scheduler=self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None,
             )
             try:
                 self.run_child(python, request.arguments(), request.outputs(), feedback, start=preparation)

@@ -103,6 +103,12 @@ def test_segment_arguments_leave_model_defaults_to_the_engine():
                     "--out-raster", "/o.tif", "--progress", "lines"]
 
 
+def test_a_dask_scheduler_is_passed_on_and_empty_means_this_computer():
+    args = SegmentRequest("/a.tif", "/m.onnx", "/o.tif", scheduler="tcp://10.0.0.5:8786").arguments()
+    assert args[-4:] == ["--scheduler", "tcp://10.0.0.5:8786", "--progress", "lines"]
+    assert "--scheduler" not in SegmentRequest("/a.tif", "/m.onnx", "/o.tif", scheduler="").arguments()
+
+
 def test_vectorize_and_info_arguments():
     request = VectorizeRequest("/c.tif", "/v.gpkg", VectorizeOptions(classes=("road",), min_area=0, simplify=1))
     assert request.arguments() == ["-m", "dubai_segmenter", "vectorize", "/c.tif", "--out-vector", "/v.gpkg",

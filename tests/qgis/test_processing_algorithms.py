@@ -351,3 +351,25 @@ def test_help_is_paragraphs_and_labels_are_short(provider):
         assert "\n" not in text and text.startswith("<p>"), algorithm.id()
         for parameter in algorithm.parameterDefinitions():
             assert len(parameter.description()) <= 22, parameter.description()
+
+
+def test_a_dask_scheduler_gives_the_same_raster_as_this_computer(provider, scenes, tmp_path):
+    """The advanced "Dask scheduler" parameter: the engine runs on that cluster, same pixels."""
+    distributed = pytest.importorskip("distributed")
+    from tests.engine.test_distributed import save_conv_onnx
+
+    model = save_conv_onnx(tmp_path / "conv.onnx")
+    outputs = {}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        for name, scheduler in (("here", ""), ("cluster", cluster.scheduler_address)):
+            result = processing.run("dubai_segmenter:segment_raster", {
+                "INPUT": str(scenes[0][0]), "MODEL": str(model), "SCHEDULER": scheduler,
+                "OUTPUT": str(tmp_path / f"{name}.tif"),
+            })
+            outputs[name] = read_band(result["OUTPUT"])
+        assert any(name.startswith("dubai-segmenter-model-") for name in cluster.scheduler.worker_plugins)
+    definition = provider.algorithm("segment_raster").parameterDefinition("SCHEDULER")
+    assert definition.flags() & definition.FlagAdvanced and definition.flags() & definition.FlagOptional
+    np.testing.assert_array_equal(outputs["cluster"], outputs["here"])
+    assert (outputs["here"] != NODATA_CLASS).any()

@@ -14,8 +14,6 @@ import signal
 from collections import Counter
 from typing import Iterator
 
-from distributed import WorkerPlugin
-
 #: Seconds to wait for a scheduler to answer, and for a cluster to have a worker.
 CONNECT_TIMEOUT = 10
 
@@ -32,15 +30,21 @@ def parse_local(spec: str) -> int:
     return int(count) if count else len(os.sched_getaffinity(0))
 
 
-class IgnoreInterrupts(WorkerPlugin):
-    """Local workers share the terminal's process group, so Ctrl-C reaches them too; they
-    ignore it and the client alone decides: it cancels the futures and closes the cluster."""
+def _ignore_interrupts_plugin():
+    """A WorkerPlugin for local workers (built on demand: importing this module needs no Dask)."""
+    from distributed import WorkerPlugin
 
-    name = "dubai-segmenter-ignore-sigint"
-    idempotent = True
+    class IgnoreInterrupts(WorkerPlugin):
+        """Local workers share the terminal's process group, so Ctrl-C reaches them too; they
+        ignore it and the client alone decides: it cancels the futures and closes the cluster."""
 
-    def setup(self, worker) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # worker processes run their event loop in the main thread
+        name = "dubai-segmenter-ignore-sigint"
+        idempotent = True
+
+        def setup(self, worker) -> None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # worker processes run their event loop in the main thread
+
+    return IgnoreInterrupts()
 
 
 @contextlib.contextmanager
@@ -49,8 +53,13 @@ def connect(cluster: str | None = None, scheduler: str | None = None) -> Iterato
 
     Raises ClusterError when the scheduler does not answer or has no worker.
     """
-    from distributed import Client, LocalCluster
-
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as error:
+        raise ClusterError(
+            "Dask is not installed in this Python: pip install 'dask[distributed]' (or the engine's "
+            "[distributed] extra) to run on a cluster"
+        ) from error
     if (cluster is None) == (scheduler is None):
         raise ClusterError("give exactly one of a local cluster ('local[:N]') or a scheduler address")
     with contextlib.ExitStack() as stack:
@@ -76,7 +85,7 @@ def connect(cluster: str | None = None, scheduler: str | None = None) -> Iterato
                 f"the Dask scheduler at {scheduler} has no workers; start some with 'dask worker {scheduler}'"
             ) from error
         if cluster is not None:
-            client.register_plugin(IgnoreInterrupts())
+            client.register_plugin(_ignore_interrupts_plugin())
         yield client
 
 
