@@ -15,22 +15,26 @@ matches the catalogue's entry names. When both files of a name are present the
 ``.safetensors`` is the model (``open_predictor`` runs its ONNX export beside it when that
 is current); an ``.onnx`` on its own is used as is.
 
-Only file headers are read here (no TensorFlow, no onnxruntime), so the QGIS process can
-call this.
+Only file headers are read here, with the standard library alone (no safetensors, no
+TensorFlow, no onnxruntime): the QGIS process calls this, and QGIS's Python has none of them.
 """
 from __future__ import annotations
 
+import json
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
-
-from dubai_segmenter.engine.model_file import ModelFileError, read_metadata
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 CHECKOUT_MODELS = PACKAGE_DIR.parent / "models"
 MODELS_ENV = "DUBAI_SEGMENTER_MODELS"
 SHARED_MODELS_ENV = "SHARED_MODELS_DIR"
 MODEL_SUFFIXES = (".safetensors", ".onnx")
+#: model_file.FORMAT_NAME (a test keeps them equal): model_file imports safetensors, which
+#: the QGIS process does not have.
+MODEL_FORMAT = "dubai-segmenter-model"
+MAX_HEADER_BYTES = 100_000_000  # a safetensors header larger than this is not a sane file
 
 
 @dataclass(frozen=True)
@@ -66,16 +70,25 @@ def model_name(path: Path) -> str:
 
 
 def _usable(path: Path) -> bool:
-    """A .safetensors must be one of ours (its header says so); an .onnx is checked when opened."""
-    if path.name.startswith("."):  # downloads and exports in progress
+    """A .safetensors must say it is one of ours in its header; an .onnx is checked when opened.
+
+    A safetensors file starts with the header's length (8 bytes, little-endian) and the
+    header as JSON, whose ``__metadata__`` holds our ``format``. The full check of the
+    metadata (``model_file.read_metadata``) happens in the engine, before a run.
+    """
+    if path.name.startswith(".") or not path.is_file():  # downloads and exports in progress
         return False
     if path.suffix.lower() == ".onnx":
-        return path.is_file()
+        return True
     try:
-        read_metadata(path)
-    except (ModelFileError, OSError):
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > MAX_HEADER_BYTES:
+                return False
+            header = json.loads(f.read(length))
+        return header.get("__metadata__", {}).get("format") == MODEL_FORMAT
+    except (OSError, ValueError, struct.error, AttributeError):
         return False
-    return True
 
 
 def installed_models(folders: list[Path] | None = None) -> list[InstalledModel]:

@@ -164,6 +164,17 @@ def test_model_store_names_newest_first_and_skips_partial_downloads(colour_model
         resolve_model("colour-v3", [first, second])
 
 
+def test_the_store_recognises_model_files_without_the_safetensors_package() -> None:
+    from dubai_segmenter.engine import model_store
+    from dubai_segmenter.engine.model_file import FORMAT_NAME
+
+    assert model_store.MODEL_FORMAT == FORMAT_NAME
+    probe = ("import sys, dubai_segmenter.engine.model_store as s; "
+             "print('safetensors' in sys.modules, [m.name for m in s.installed_models([s.CHECKOUT_MODELS])])")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split(" ", 1) == ["False", "['dubai-native-v1']\n"]
+
+
 def test_mirror_folder_serves_a_catalogue_that_get_accepts(colour_model_file, tmp_path, capsys) -> None:
     content = colour_model_file.read_bytes()
     catalogue = tmp_path / "catalogue.json"
