@@ -46,6 +46,7 @@ def qgis_process(tmp_path_factory):
 
     enabled = run("plugins", "enable", "dubai_segmenter")
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    run.env, run.plugins = env, plugins  # for tests that run other programs in the same fresh profile
     return run
 
 
