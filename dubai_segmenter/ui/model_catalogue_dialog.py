@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The "Get model…" dialog: the model catalogue, with metrics and sizes, and a checked download.
+"""The "Get model…" dialog: models on this computer, then the catalogue's, and a checked download.
+
+The models already on disk (profile folder, a checkout's ``models/``, ``../shared/models``)
+come first, newest first, and "Use selected" picks one; the catalogue's other models
+follow with their metrics and download size.
 
 Downloads go through QGIS's own network stack (``QgsFileDownloader`` on
 ``QgsNetworkAccessManager``), so the user's proxy, SSL and authentication settings apply.
@@ -43,7 +47,8 @@ from ..engine.model_catalogue import (
     temporary_path,
     to_url,
 )
-from ..model_locations import SETTING_CATALOGUE, catalogue_url, installed_plugin_models, profile_model_folder
+from ..engine.model_store import installed_models, model_folders
+from ..model_locations import SETTING_CATALOGUE, catalogue_url, profile_model_folder
 
 COLUMNS = ("Model", "Accuracy", "Mean IoU", "Download", "Licence", "On this computer")
 
@@ -69,6 +74,7 @@ class ModelCatalogueDialog(QDialog):
         self._queue: list[ModelFile] = []
         self._current: tuple[ModelFile, Path] | None = None
         self._downloader: QgsFileDownloader | None = None
+        self._rows: list[tuple[CatalogueEntry | None, Path | None, str]] = []  # (entry, installed file, name)
         self.last_installed: Path | None = None  # the first file of the last download that completed
         self._build()
         self.load(url or catalogue_url())
@@ -108,53 +114,61 @@ class ModelCatalogueDialog(QDialog):
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
         buttons = QHBoxLayout()
+        self.use_button = QPushButton("Use selected")
+        self.use_button.setToolTip("Choose this model, already on this computer, in the panel")
         self.download_button = QPushButton("Download")
         self.cancel_button = QPushButton("Cancel download")
         self.cancel_button.setEnabled(False)
         self.close_button = QPushButton("Close")
-        for button in (self.download_button, self.cancel_button, self.close_button):
+        for button in (self.use_button, self.download_button, self.cancel_button, self.close_button):
             buttons.addWidget(button)
         layout.addLayout(buttons)
         self.read_button.clicked.connect(self.read_chosen_catalogue)
         self.download_button.clicked.connect(self.download_selected)
+        self.use_button.clicked.connect(self.use_selected)
         self.cancel_button.clicked.connect(self.cancel)
         self.close_button.clicked.connect(self.reject)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.resize(720, 360)
 
     def load(self, url: str) -> None:
-        """Read the catalogue at ``url`` and list it (installed models marked)."""
+        """List the models on this computer first (newest first), then the rest of the catalogue at ``url``."""
         self.table.setRowCount(0)
         self.url_edit.setText(url)
         try:
             self.catalogue = read_catalogue_with_qgis(url)
+            self.source_label.setText(f"<i>{self.catalogue.note}</i>" if self.catalogue.note else "")
+            self._say("")
         except CatalogueError as exc:
             self.catalogue = None
             self.source_label.setText("")
             self._say(str(exc), error=True)
-            self.download_button.setEnabled(False)
-            return
-        note = f"<br><i>{self.catalogue.note}</i>" if self.catalogue.note else ""
-        self.source_label.setText(note[4:])
-        installed = {m.name: m.path for m in installed_plugin_models()}
-        for entry in self.catalogue.entries:
+        entries = {e.name: e for e in self.catalogue.entries} if self.catalogue else {}
+        installed = installed_models(model_folders(self.folder))
+        self._rows = [(entries.get(m.name), m.path, m.name) for m in installed]
+        self._rows += [(e, None, e.name) for e in entries.values() if e.name not in {m.name for m in installed}]
+        for entry, path, name in self._rows:
             row = self.table.rowCount()
             self.table.insertRow(row)
-            onnx = self._files(entry)[0]
+            download = self._files(entry)[0] if entry is not None else None
             cells = (
-                f"{entry.name} (v{entry.version})",
-                _number(entry.metrics.get("pixel_accuracy")),
-                _number(entry.metrics.get("mean_iou")),
-                f"{onnx.size / 1e6:.0f} MB ({onnx.kind})",
-                entry.licence,
-                str(installed[entry.name]) if entry.name in installed else "not installed",
+                f"{name} (v{entry.version})" if entry is not None else name,
+                _number(entry.metrics.get("pixel_accuracy")) if entry is not None else "",
+                _number(entry.metrics.get("mean_iou")) if entry is not None else "",
+                f"{download.size / 1e6:.0f} MB ({download.kind})" if download is not None else "not in the catalogue",
+                entry.licence if entry is not None else "",
+                str(path) if path is not None else "not installed",
             )
             for column, text in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
-        if self.catalogue.entries:
+        if self._rows:
             self.table.selectRow(0)
-        self.download_button.setEnabled(bool(self.catalogue.entries))
+        self._selection_changed()
+
+    def row_of(self, name: str) -> int:
+        """The table row of a model name (-1 if not listed)."""
+        return next((i for i, row in enumerate(self._rows) if row[2] == name), -1)
 
     def read_chosen_catalogue(self) -> None:
         """Remember the typed catalogue location (empty: back to the default) and list it."""
@@ -166,15 +180,32 @@ class ModelCatalogueDialog(QDialog):
             settings.remove(SETTING_CATALOGUE)
         self.load(catalogue_url())
 
+    def _selected(self) -> tuple[CatalogueEntry | None, Path | None, str] | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self._rows[rows[0].row()] if rows else None
+
     def selected_entry(self) -> CatalogueEntry | None:
-        rows = self.table.selectionModel().selectedRows() if self.catalogue else []
-        return self.catalogue.entries[rows[0].row()] if rows else None
+        selected = self._selected()
+        return selected[0] if selected else None
 
     def _selection_changed(self) -> None:
-        entry = self.selected_entry()
+        selected = self._selected()
+        entry, path, _ = selected if selected else (None, None, "")
+        idle = self._downloader is None
+        self.download_button.setEnabled(entry is not None and idle)
+        self.use_button.setEnabled(path is not None and idle)
         if entry is not None:
             iou = ", ".join(f"{k} {v:.2f}" for k, v in entry.metrics.get("iou", {}).items())
             self.description.setText(f"{entry.description}" + (f"<br>IoU per class: {iou}" if iou else ""))
+        else:
+            self.description.setText(f"{path}" if path else "")
+
+    def use_selected(self) -> None:
+        """Choose a model that is already on this computer."""
+        selected = self._selected()
+        if selected and selected[1] is not None:
+            self.installed.emit(str(selected[1]))
+            self._say(f"Using {selected[1]}.")
 
     @staticmethod
     def _files(entry: CatalogueEntry) -> list[ModelFile]:
@@ -191,6 +222,7 @@ class ModelCatalogueDialog(QDialog):
         self._queue = files if self.safetensors_box.isChecked() else files[:1]
         self._installed_now: list[Path] = []
         self.download_button.setEnabled(False)
+        self.use_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._next()
 
@@ -250,18 +282,16 @@ class ModelCatalogueDialog(QDialog):
             self._current[1].unlink(missing_ok=True)
         self._downloader, self._current, self._queue = None, None, []
         self.progress_bar.setValue(0)
-        self.download_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        self._selection_changed()
         self._say(message, error=True)
 
     def _done(self) -> None:
         self._current = None
-        self.download_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.last_installed = self._installed_now[0]  # the ONNX export when it was offered: what the plugin runs
         installed = ", ".join(p.name for p in self._installed_now)
-        if self.catalogue is not None:
-            self.load(self.catalogue.location)  # the "On this computer" column changes
+        self.load(self.url_edit.text())  # the model moves to the models on this computer
         self._say(f"Installed {installed} in {self.folder} (size and SHA-256 checked).")
         self.installed.emit(str(self.last_installed))
 

@@ -37,6 +37,7 @@ def big_server():
 
 
 def _download(dialog: ModelCatalogueDialog) -> None:
+    dialog.table.selectRow(dialog.row_of(NAME))
     dialog.download_button.click()
     assert dialog.busy
     wait_until(lambda: not dialog.busy, timeout=60)
@@ -44,12 +45,16 @@ def _download(dialog: ModelCatalogueDialog) -> None:
 
 def test_lists_the_catalogue_with_metrics_and_size_then_installs_a_checked_file(qgis_app, server, tmp_path, colour_model):
     dialog = ModelCatalogueDialog(folder=tmp_path, url=server.url)
-    cells = [dialog.table.item(0, c).text() for c in range(dialog.table.columnCount())]
+    row = dialog.row_of(NAME)
+    cells = [dialog.table.item(row, c).text() for c in range(dialog.table.columnCount())]
     assert cells[:3] == [f"{NAME} (v1)", "0.900", "0.800"] and "safetensors" in cells[3] and cells[5] == "not installed"
+    # models on this computer come first (the checkout's released model), the catalogue's others after
+    assert dialog.table.item(0, 0).text() == "dubai-native-v1" and row == dialog.table.rowCount() - 1
     installed = []
     dialog.installed.connect(installed.append)
     _download(dialog)
     assert installed == [str(tmp_path / FILE)]
+    assert dialog.row_of(NAME) == 0 and dialog.table.item(0, 5).text() == str(tmp_path / FILE)  # now the newest
     assert [p.name for p in tmp_path.iterdir()] == [FILE]
     assert (tmp_path / FILE).read_bytes() == colour_model.read_bytes()
     assert "SHA-256 checked" in dialog.status.text()
@@ -75,6 +80,7 @@ def test_a_failed_download_leaves_nothing_and_says_why(qgis_app, server, tmp_pat
 
 def test_cancel_half_way_leaves_nothing(qgis_app, big_server, tmp_path):
     dialog = ModelCatalogueDialog(folder=tmp_path, url=big_server.url)
+    dialog.table.selectRow(dialog.row_of(NAME))
     dialog.download_button.click()
     wait_until(lambda: dialog.progress_bar.value() >= 5, timeout=60)
     dialog.cancel_button.click()
@@ -86,7 +92,13 @@ def test_cancel_half_way_leaves_nothing(qgis_app, big_server, tmp_path):
 def test_an_unreadable_catalogue_is_one_sentence_and_no_download(qgis_app, server, tmp_path):
     dialog = ModelCatalogueDialog(folder=tmp_path, url=server.url.replace("models.json", "nothing.json"))
     assert "cannot read the model catalogue" in dialog.status.text()
-    assert dialog.table.rowCount() == 0 and not dialog.download_button.isEnabled()
+    assert dialog.row_of(NAME) == -1 and not dialog.download_button.isEnabled()
+    # the models already on this computer are still offered
+    dialog.table.selectRow(dialog.row_of("dubai-native-v1"))
+    used = []
+    dialog.installed.connect(used.append)
+    dialog.use_button.click()
+    assert used and used[0].endswith("dubai-native-v1.safetensors")
 
 
 def test_a_typed_catalogue_url_is_read_and_remembered(qgis_app, server, tmp_path):
@@ -94,12 +106,12 @@ def test_a_typed_catalogue_url_is_read_and_remembered(qgis_app, server, tmp_path
     try:
         dialog.url_edit.setText(server.url)
         dialog.read_button.click()
-        assert dialog.table.rowCount() == 1 and dialog.download_button.isEnabled()
+        assert dialog.row_of(NAME) >= 0
         assert QgsSettings().value(SETTING_CATALOGUE) == server.url
         dialog.url_edit.setText("")  # back to the default: the catalogue shipped with the plugin
         dialog.read_button.click()
         assert QgsSettings().value(SETTING_CATALOGUE) is None
-        assert dialog.table.item(0, 0).text() == "dubai-native-v1 (v1)"
+        assert dialog.table.item(dialog.row_of("dubai-native-v1"), 0).text() == "dubai-native-v1 (v1)"
         assert "No public server" in dialog.source_label.text()
     finally:
         QgsSettings().remove(SETTING_CATALOGUE)
