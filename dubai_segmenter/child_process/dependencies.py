@@ -32,9 +32,9 @@ PIP_REQUIREMENTS: dict[str, str] = {
     "onnx": "onnx==1.23.2",
     "tf2onnx": "tf2onnx==1.17.0",
 }
-#: What runs a downloaded model (its ONNX export): ONNX Runtime is a ~15 MB install.
+#: What runs a downloaded model (its ONNX export): ONNX Runtime takes 78 MB on disk.
 RUNTIME_PACKAGES = ("numpy", "rasterio", "attrs", "shapely", "safetensors", "onnxruntime")
-#: Added on request: TensorFlow (~600 MB) runs .safetensors models at any tile size and, with
+#: Added on request: TensorFlow (1.3 GB on disk) runs .safetensors models at any tile size and, with
 #: onnx and tf2onnx, exports them to ONNX; training needs it too.
 TRAINING_PACKAGES = ("tensorflow", "onnx", "tf2onnx")
 #: Packages the engine imports whatever the backend.

@@ -59,7 +59,7 @@ def create_environment(env_dir: Path, log: LogHandler, cancel: CancelCheck | Non
                        base: str | None = None, training: bool = False) -> str:
     """Create ``env_dir`` with the engine's packages and return its Python.
 
-    Takes a minute or two (several with ``training``: TensorFlow is ~600 MB) and needs the
+    Takes a minute or two (several with ``training``: TensorFlow takes 1.3 GB) and needs the
     package index; ``log`` gets pip's output as it comes and ``cancel()`` stops it. Raises InterpreterError naming the step
     that failed and pip's last words.
     """

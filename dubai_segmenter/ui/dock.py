@@ -171,9 +171,9 @@ class SegmenterDock(QgsDockWidget):
         env_dir = managed_environment_dir()
         box = QMessageBox(QMessageBox.Icon.Question, "Install the engine's packages",
                           f"Create a Python environment in\n{env_dir}\nand install numpy, rasterio, shapely, "
-                          "safetensors and ONNX Runtime into it (about 60 MB to download)?",
+                          "safetensors and ONNX Runtime into it (ONNX Runtime takes 78 MB on disk)?",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-        training = QCheckBox("Also the training stack: TensorFlow, onnx, tf2onnx (about 600 MB more)")
+        training = QCheckBox("Also the training stack: TensorFlow, onnx, tf2onnx (1.3 GB more on disk)")
         box.setCheckBox(training)
         if box.exec() == QMessageBox.StandardButton.Yes:
             self.install_packages(env_dir, training.isChecked())
