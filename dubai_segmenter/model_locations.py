@@ -40,3 +40,9 @@ def resolve_plugin_model(text: str) -> Path:
 
 def catalogue_url() -> str:
     return catalogue_location(str(QgsSettings().value(SETTING_CATALOGUE, "", type=str) or "") or None)
+
+
+def newest_model_path() -> str:
+    """The newest model installed in the plugin's model folders, "" if none."""
+    models = installed_plugin_models()
+    return str(models[0].path) if models else ""

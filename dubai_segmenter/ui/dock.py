@@ -34,6 +34,7 @@ from ..child_process.managed_environment import create_environment
 from ..child_process.runner import EngineError
 from ..engine.classes import default_vector_classes
 from ..engine.raster_legend import raster_classes
+from ..model_locations import newest_model_path
 from ..processing_provider.engine_algorithm import CANCELLED_MESSAGE
 from ..processing_provider.engine_python import configured_python, engine_python, set_configured_python
 from ..processing_provider.segment_algorithms import MODEL_FILE_FILTER
@@ -309,14 +310,6 @@ class SegmenterDock(QgsDockWidget):
         for task in (self.task, self._install_task):
             if task is not None:
                 task.cancel()
-
-
-def newest_model_path() -> str:
-    """The newest model installed in the plugin's model folders ("" if none): a first run needs no browsing."""
-    from ..model_locations import installed_plugin_models
-
-    models = installed_plugin_models()
-    return str(models[0].path) if models else ""
 
 
 def managed_environment_dir() -> Path:
