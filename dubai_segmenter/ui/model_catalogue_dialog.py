@@ -129,7 +129,7 @@ class ModelCatalogueDialog(QDialog):
         self.cancel_button.clicked.connect(self.cancel)
         self.close_button.clicked.connect(self.reject)
         self.table.itemSelectionChanged.connect(self._selection_changed)
-        self.resize(720, 360)
+        self.resize(780, 460)
 
     def load(self, url: str) -> None:
         """List the models on this computer first (newest first), then the rest of the catalogue at ``url``."""
