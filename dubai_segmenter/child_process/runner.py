@@ -78,6 +78,8 @@ def engine_environment(base: Mapping[str, str] | None = None, plugin_dir: Path =
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Tracebacks go to the plugin's run log (stderr lines); the user sees the last line only.
+    env.setdefault("DUBAI_SEGMENTER_DEBUG", "1")
     return env
 
 

@@ -343,6 +343,7 @@ def _check_segment_args(args: argparse.Namespace) -> dict:
     bands = parse_band_list(args.bands) if args.bands else None
     with open_raster(args.input) as dataset:
         bands = choose_bands(dataset, bands, metadata.input_bands)
+        band_count = dataset.count
     out_raster = check_output_path(args.out_raster, args.input)
     out_vector, classes = None, None
     if args.out_vector:
@@ -352,7 +353,8 @@ def _check_segment_args(args: argparse.Namespace) -> dict:
         if out_vector.resolve() == out_raster.resolve():
             raise UsageError("--out-vector and --out-raster must be different files")
         classes = parse_classes(args.classes, metadata.classes) if args.classes else None
-    return dict(metadata=metadata, tile=tile, bands=bands, out_raster=out_raster, out_vector=out_vector, classes=classes)
+    return dict(metadata=metadata, tile=tile, bands=bands, out_raster=out_raster, out_vector=out_vector, classes=classes,
+                band_count=band_count)
 
 
 @contextlib.contextmanager
@@ -396,6 +398,7 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from dubai_segmenter.engine.predictors import open_predictor
+    from dubai_segmenter.engine.raster_input import describe_input
     from dubai_segmenter.engine.segment import SegmentOptions, segment_raster
     from dubai_segmenter.engine.tta import with_tta
 
@@ -414,6 +417,7 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
     share = SEGMENT_SHARE_WITH_VECTORS if out_vector else 1.0
     result = segment_raster(args.input, predictor, out_raster, options, sub_progress(progress, 0.0, share), cancel)
     summary = _summary(result.output_path, result.class_pixel_counts, metadata.classes, result.seconds)
+    print(describe_input(checked["bands"], checked["band_count"], result.details["scaling"]), file=sys.stderr, flush=True)
     if out_vector is None:
         progress.close()
         print(summary, flush=True)
@@ -555,10 +559,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(code: int, message: str, progress: _Progress | None = None, debug: bool = False) -> int:
-    """The one ERROR line, last on stderr; with ``debug`` the traceback of the error before it."""
+    """The one ERROR line, last on stderr; with ``debug`` a failure's traceback before it."""
     if progress is not None:
         progress.close()
-    if debug and sys.exc_info()[0] is not None:
+    if debug and code == EXIT_FAILED and sys.exc_info()[0] is not None:  # bad input: the sentence says it all
         traceback.print_exc(file=sys.stderr)
     print(f"ERROR: {' '.join(message.split())}", file=sys.stderr, flush=True)
     return code

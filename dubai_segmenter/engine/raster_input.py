@@ -85,6 +85,13 @@ def choose_bands(dataset: rasterio.DatasetReader, bands: Sequence[int] | None, i
     return bands
 
 
+def describe_input(bands: Sequence[int], band_count: int, scaling: str) -> str:
+    """One line for the run log: the bands used, those ignored (e.g. NIR) and how values were scaled."""
+    ignored = [b for b in range(1, band_count + 1) if b not in bands]
+    note = f"; band{'s' if len(ignored) > 1 else ''} {_listed(ignored)} ignored" if ignored else ""
+    return f"Input: bands {_listed(bands)} of {band_count} used{note}; values {scaling}"
+
+
 def parse_band_list(text: str) -> tuple[int, ...]:
     """'1,2,3' -> (1, 2, 3), or RasterInputError naming what is wrong."""
     try:
@@ -116,10 +123,12 @@ class BandScaling:
         values *= np.float32(self.input_scale)
         return values
 
-    def describe(self) -> str:
+    def describe(self, bands: Sequence[int] | None = None) -> str:
+        """How values become model input; with ``bands``, each stretch range names its band."""
         if self.low is None:
             return f"8-bit values x {self.input_scale:g}"
-        ranges = ", ".join(f"{lo:g}..{hi:g}" for lo, hi in zip(self.low, self.high))
+        names = [f"band {b} " for b in bands] if bands is not None else [""] * len(self.low)
+        ranges = ", ".join(f"{name}{lo:g}..{hi:g}" for name, lo, hi in zip(names, self.low, self.high))
         return f"stretched {ranges} -> 0..255, x {self.input_scale:g}"
 
 

@@ -253,7 +253,7 @@ def run_details(bands: tuple[int, ...], scaling: BandScaling, tile: int, overlap
     """How a run was made (bands, scaling, tiling, resolution): logged and stored in the output's tags."""
     return {
         "bands": ",".join(map(str, bands)),
-        "scaling": scaling.describe(),
+        "scaling": scaling.describe(bands),
         "tiling": f"tile {tile}, overlap {overlap}, batch {options.batch_size}",
         "resolution": "input grid" if options.resolution is None else f"{options.resolution:g} CRS units/pixel",
     }

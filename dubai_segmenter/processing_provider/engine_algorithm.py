@@ -26,6 +26,7 @@ from ..child_process.runner import EngineCancelled, EngineError, run_engine
 from ..engine.classes import ClassInfo
 from ..plugin_metadata import plugin_metadata
 from ..qgis_compat import NUMBER_DOUBLE
+from .engine_messages import for_qgis
 from .layer_styles import ClassStylePostProcessor
 
 ICON_PATH = Path(__file__).resolve().parent.parent / "icons" / "icon.png"
@@ -105,15 +106,17 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             if message:
                 feedback.setProgressText(message)
 
+        def log(line: str) -> None:
+            if not line.startswith("ERROR:"):  # the error is shown once, as the exception below
+                feedback.pushConsoleInfo(line)
+
         try:
             return run_engine(python, arguments, progress=progress, cancel=feedback.isCanceled,
-                              log=feedback.pushConsoleInfo, outputs=outputs)
+                              log=log, outputs=outputs)
         except EngineCancelled:
             raise
         except EngineError as exc:
-            if exc.details:
-                feedback.pushDebugInfo(exc.details)
-            raise QgsProcessingException(str(exc)) from exc
+            raise QgsProcessingException(for_qgis(str(exc))) from exc
 
     @staticmethod
     def report_cancelled(feedback: QgsProcessingFeedback) -> dict:

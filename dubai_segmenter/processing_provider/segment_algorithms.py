@@ -224,7 +224,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
                 out_raster=out_raster,
                 out_vector=out_vector,
                 vectorize=vectorize,
-                bands=self.parameterAsInts(parameters, self.BANDS, context) or None,
+                bands=self._bands(parameters, context),
                 tile_size=None if tile is None else int(tile),
                 overlap=None if overlap is None else int(overlap),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context) or None,
@@ -246,6 +246,19 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
             self.style_on_load(out_vector, classes, context)
             results[self.OUTPUT_VECTOR] = out_vector
         return results
+
+
+    def _bands(self, parameters, context) -> list[int] | None:
+        """The chosen bands, also from "1,1,1" as qgis_process passes it (parameterAsInts reads 0)."""
+        raw = parameters.get(self.BANDS)
+        if isinstance(raw, str) and raw.strip():
+            try:
+                return [int(part) for part in raw.replace(";", ",").split(",") if part.strip()]
+            except ValueError:
+                raise QgsProcessingException(
+                    f"Bands: {raw!r} is not a list of band numbers; give them separated by commas, e.g. 1,1,1"
+                ) from None
+        return self.parameterAsInts(parameters, self.BANDS, context) or None
 
 
 class SegmentAndVectorizeAlgorithm(SegmentRasterAlgorithm):

@@ -373,3 +373,57 @@ def test_a_dask_scheduler_gives_the_same_raster_as_this_computer(provider, scene
     assert definition.flags() & definition.FlagAdvanced and definition.flags() & definition.FlagOptional
     np.testing.assert_array_equal(outputs["cluster"], outputs["here"])
     assert (outputs["here"] != NODATA_CLASS).any()
+
+
+class ConsoleFeedback(RecordingFeedback):
+    """Also keeps the run log (the engine's stderr lines reach it as console info)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.console: list[str] = []
+
+    def pushConsoleInfo(self, info):  # noqa: N802
+        self.console.append(info)
+
+    def pushDebugInfo(self, info):  # noqa: N802
+        self.console.append(info)
+
+
+def _write_raster(path, bands: np.ndarray, gdal_type) -> str:
+    from osgeo import gdal, osr
+
+    count, height, width = bands.shape
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), width, height, count, gdal_type)
+    dataset.SetGeoTransform((300_000.0, 0.3, 0.0, 2_800_000.0, 0.0, -0.3))
+    reference = osr.SpatialReference()
+    reference.ImportFromEPSG(32640)
+    dataset.SetProjection(reference.ExportToWkt())
+    for index, band in enumerate(bands, start=1):
+        dataset.GetRasterBand(index).WriteArray(band)
+    dataset = None
+    return str(path)
+
+
+def test_a_one_band_raster_is_explained_once_naming_the_bands_parameter(provider, colour_model, tmp_path):
+    grey = _write_raster(tmp_path / "grey.tif", paint(scene_ids())[None, :, :, 0], gdal.GDT_Byte)
+    feedback = ConsoleFeedback()
+    with pytest.raises(QgsProcessingException) as error:
+        processing.run("dubai_segmenter:segment_raster", {
+            "INPUT": grey, "MODEL": str(colour_model), "OUTPUT": str(tmp_path / "o.tif")}, feedback=feedback)
+    hint = "to repeat its single band set the Bands parameter to 1,1,1"
+    assert hint in str(error.value) and "--bands" not in str(error.value)
+    shown = [str(error.value), *feedback.errors, *feedback.infos, *feedback.console]
+    assert sum(hint in text for text in shown) == 1, shown  # once: not also in the run log
+
+
+def test_the_run_log_names_ignored_bands_and_each_bands_stretch(provider, colour_model, tmp_path):
+    rgb = paint(scene_ids()).astype(np.uint16) * 16  # 12-bit data and a NIR band the model does not read
+    nir = np.full(scene_ids().shape, 4000, np.uint16)
+    source = _write_raster(tmp_path / "four.tif", np.stack([rgb[..., 2], rgb[..., 1], rgb[..., 0], nir]), gdal.GDT_UInt16)
+    feedback = ConsoleFeedback()
+    processing.run("dubai_segmenter:segment_raster", {
+        "INPUT": source, "BANDS": [3, 2, 1], "MODEL": str(colour_model), "OUTPUT": str(tmp_path / "o.tif")},
+        feedback=feedback)
+    (line,) = [text for text in feedback.console if text.startswith("Input: ")]
+    assert line.startswith("Input: bands 3,2,1 of 4 used; band 4 ignored; values stretched band 3 "), line
+    assert ", band 2 " in line and ", band 1 " in line and "-> 0..255" in line
