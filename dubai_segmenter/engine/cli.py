@@ -294,16 +294,43 @@ class _Progress:
 
 
 class _CancelOnSignal:
-    """SIGINT/SIGTERM set a flag the engine polls between tiles (a CancelCheck)."""
+    """SIGINT/SIGTERM set a flag the engine polls between tiles (calling this is a CancelCheck).
+
+    Inside ``immediately()`` (loading the model: seconds of TensorFlow with nothing to poll
+    and nothing written yet) the signal raises Cancelled at once instead.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self._previous: dict[int, object] = {}
+        self._immediate = False
 
-    def __enter__(self) -> Callable[[], bool]:
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def _handle(self, *_: object) -> None:
+        self._event.set()
+        if self._immediate:
+            from dubai_segmenter.engine.progress import Cancelled
+
+            self._immediate = False
+            raise Cancelled("cancelled by the user")
+
+    @contextlib.contextmanager
+    def immediately(self) -> Iterator[None]:
+        from dubai_segmenter.engine.progress import check_cancelled
+
+        check_cancelled(self)
+        self._immediate = True
+        try:
+            yield
+        finally:
+            self._immediate = False
+
+    def __enter__(self) -> "_CancelOnSignal":
         for number in (signal.SIGINT, signal.SIGTERM):
-            self._previous[number] = signal.signal(number, lambda *_: self._event.set())
-        return self._event.is_set
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
         for number, handler in self._previous.items():
@@ -371,11 +398,11 @@ def _backend_choice_on_stderr() -> Iterator[None]:
         log.removeHandler(handler)
 
 
-def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
+def _segment(args: argparse.Namespace, progress: _Progress, cancel: _CancelOnSignal) -> int:
     from dubai_segmenter.engine.atomic_file import apply_umask
-    from dubai_segmenter.engine.output_claim import claimed
     from dubai_segmenter.engine.many_scenes import for_many_scenes_or_cluster, segment_scenes_command
     from dubai_segmenter.engine.model_store import resolve_model
+    from dubai_segmenter.engine.output_claim import claimed
     from dubai_segmenter.engine.progress import sub_progress
 
     named = args.model  # a catalogue name found in the model folders gets its ONNX export made once
@@ -404,7 +431,7 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: Callable[[],
 
     progress(0.0, "loading the model")
     try:
-        with _backend_choice_on_stderr():
+        with _backend_choice_on_stderr(), cancel.immediately():
             predictor = open_predictor(args.model, tile_size=checked["tile"], backend=args.backend,
                                        cache_export=named != args.model)
         predictor = with_tta(predictor, args.tta)

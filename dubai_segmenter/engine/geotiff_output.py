@@ -20,10 +20,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from dubai_segmenter.engine.classes import NODATA_CLASS, ClassInfo
+from dubai_segmenter.engine.progress import CancelCheck, check_cancelled
 from dubai_segmenter.engine.temporary_names import create_temporary_file
 
 BLOCK_SIZE = 512
@@ -166,19 +166,16 @@ class ClassifiedRasterWriter:
         self._buffer_top = self._next_row
         self._buffer[:] = NODATA_CLASS
 
-    def finish(self) -> Path:
-        """Add overviews (unless disabled) and class names, then rename the file to its final path."""
+    def finish(self, cancel: CancelCheck | None = None) -> Path:
+        """Add overviews (unless disabled), colours and class names, then rename the file to its final path.
+
+        ``cancel`` is polled while GDAL builds the overviews (seconds on a large raster), so a
+        cancel stops there too; it raises Cancelled and the temporary file is removed.
+        """
         if self._next_row != self.height:
             raise ValueError(f"only {self._next_row} of {self.height} rows were written")
-        with rasterio.Env(COMPRESS_OVERVIEW="DEFLATE"):
-            factors = overview_factors(self.width, self.height) if self._overviews else []
-            if factors:
-                self._dataset.build_overviews(factors, Resampling.mode)
-            # After the overviews: with a colour table GDAL warns that a two-band file's
-            # second band is a palette index without palette (harmless for mode).
-            self._dataset.write_colormap(1, self._colour_table())
-            self._dataset.close()
-        self._write_category_names()
+        self._dataset.close()
+        self._write_legend_and_overviews(cancel)
         sidecar = Path(f"{self._temporary}.aux.xml")
         final_sidecar = Path(f"{self.path}.aux.xml")
         if sidecar.exists():
@@ -188,16 +185,47 @@ class ClassifiedRasterWriter:
         os.replace(self._temporary, self.path)
         return self.path
 
-    def _write_category_names(self) -> None:
-        """Class names as GDAL category names (index = pixel value): rasterio has no API for them."""
+    def _write_legend_and_overviews(self, cancel: CancelCheck | None) -> None:
+        """Overviews, colour table and class names (as GDAL category names, index = pixel value).
+
+        With GDAL's own bindings: rasterio has no API for category names, and its overview
+        builder gives no progress callback, so a cancel waited for it to finish (9 s measured
+        on a large raster). The colour table comes after the overviews: with it GDAL warns
+        that a two-band file's second band is a palette index without palette.
+        """
         from osgeo import gdal
 
         names = [""] * (max(c.id for c in self.classes) + 1)
         for c in self.classes:
             names[c.id] = c.name
         dataset = gdal.Open(str(self._temporary), gdal.GA_Update)
-        if dataset is None or dataset.GetRasterBand(1).SetCategoryNames(names) != 0:
-            raise OSError(f"could not write class names into {self._temporary}.aux.xml")
+        if dataset is None:
+            raise OSError(f"could not open {self._temporary} again to finish it: {gdal.GetLastErrorMsg()}")
+        factors = overview_factors(self.width, self.height) if self._overviews else []
+        if factors:
+            stopped = []
+
+            def keep_going(*_: object) -> int:
+                stopped.append(cancel is not None and cancel())
+                return 0 if stopped[-1] else 1
+
+            previous = gdal.GetConfigOption("COMPRESS_OVERVIEW")
+            gdal.SetConfigOption("COMPRESS_OVERVIEW", "DEFLATE")
+            try:
+                failed = dataset.BuildOverviews("MODE", factors, keep_going) != 0
+            finally:
+                gdal.SetConfigOption("COMPRESS_OVERVIEW", previous)
+            if stopped and stopped[-1]:
+                dataset = None
+                check_cancelled(cancel)
+            if failed:
+                raise OSError(f"could not build the overviews of {self._temporary}: {gdal.GetLastErrorMsg()}")
+        table = gdal.ColorTable()
+        for value, colour in self._colour_table().items():
+            table.SetColorEntry(value, colour)
+        band = dataset.GetRasterBand(1)
+        if band.SetRasterColorTable(table) != 0 or band.SetCategoryNames(names) != 0:
+            raise OSError(f"could not write the colours and class names into {self._temporary}")
         dataset = None  # closing writes the sidecar
 
     def abort(self) -> None:

@@ -350,7 +350,7 @@ def segment_raster(
                     _resample_back(classified, source, bands, writer, sub_progress(progress, share, 1.0), cancel)
             check_cancelled(cancel)
             report(progress, 1.0, "writing overviews and class names")
-            writer.finish()
+            writer.finish(cancel)
     counts = {c.id: int(writer.class_counts[c.id]) for c in metadata.classes}
     return SegmentResult(
         output_path, counts, source.width, source.height, time.perf_counter() - started,
