@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -63,6 +63,11 @@ class Regions:
 
     def __len__(self) -> int:
         return len(self.class_ids)
+
+    def batches(self, size: int) -> Iterator[Regions]:
+        """The regions ``size`` at a time (so that long work on them can check for a cancel)."""
+        for start in range(0, len(self), size):
+            yield Regions(self.geometries[start:start + size], self.class_ids[start:start + size])
 
 
 def trace_strip(

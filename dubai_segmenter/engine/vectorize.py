@@ -35,6 +35,9 @@ _BLOCK_PIXELS = 1 << 21
 _MIN_CACHE_BYTES = 16 << 20
 _FEATURES_PER_TRANSACTION = 20_000
 _FEATURES_PER_CANCEL_CHECK = 2_000
+# Closed regions are finished (map coordinates, validity, canonical form) this many at a
+# time, so a strip of a fragmented map (150,000 regions) never runs long without a cancel check.
+_REGIONS_PER_BATCH = 20_000
 _FIELDS = (("class_id", "OFTInteger"), ("class_name", "OFTString"), ("area", "OFTReal"), ("perimeter", "OFTReal"))
 
 
@@ -107,8 +110,10 @@ def vectorize_classes(
                 del values, selected
                 regions = joiner.add(strip, cancel)
                 del strip
-                for class_id in layer.add(_finish(regions, raster.transform, simplify), table):
-                    counts[class_id] += 1
+                for batch in regions.batches(_REGIONS_PER_BATCH):
+                    check_cancelled(cancel)
+                    for class_id in layer.add(_finish(batch, raster.transform, simplify), table):
+                        counts[class_id] += 1
                 report(progress, row1 / raster.height, f"vectorized rows {row1} of {raster.height}")
             check_cancelled(cancel)
     return VectorizeResult(output, layer_name, counts, time.perf_counter() - started)
