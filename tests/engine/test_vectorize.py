@@ -231,6 +231,54 @@ def test_run_cancellable_returns_raises_and_stops_waiting_on_cancel() -> None:
     assert time.monotonic() - asked_at < 0.5
 
 
+def _slowed(work, seconds: float, started: list[float]):
+    """``work`` preceded by a GIL-releasing wait, recording when it began."""
+    def slow(*args, **kwargs):
+        started.append(time.monotonic())
+        time.sleep(seconds)
+        return work(*args, **kwargs)
+    return slow
+
+
+def test_cancel_takes_effect_while_a_large_region_is_joined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A union that GEOS cannot interrupt (made slow here) does not delay a cancel."""
+    import dubai_segmenter.engine.polygon_strips as strips
+
+    started: list[float] = []
+    monkeypatch.setattr(strips, "_LARGE_UNION_VERTICES", 0)
+    monkeypatch.setattr(strips.shapely, "union_all", _slowed(shapely.union_all, 5.0, started))
+    raster = write_classified(tmp_path / "classes.tif", scene()[0])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(Cancelled):
+        vectorize_classes(raster, tmp_path / "p.gpkg", block_rows=4,
+                          cancel=lambda: bool(started) and time.monotonic() > started[0] + 0.2)
+    assert time.monotonic() - started[0] < 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_cancel_takes_effect_while_the_geopackage_is_committed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last commit (it builds the spatial index) is waited for with the cancel polled,
+    and the abandoned file is removed, also once GDAL has let go of it."""
+    import threading
+
+    from dubai_segmenter.engine import vectorize
+
+    started: list[float] = []
+    monkeypatch.setattr(vectorize._GeoPackageLayer, "_commit_and_close",
+                        _slowed(vectorize._GeoPackageLayer._commit_and_close, 1.0, started))
+    raster = write_classified(tmp_path / "classes.tif", scene()[0])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(Cancelled):
+        vectorize_classes(raster, tmp_path / "p.gpkg",
+                          cancel=lambda: bool(started) and time.monotonic() > started[0] + 0.1)
+    assert time.monotonic() - started[0] < 0.6
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    for thread in threading.enumerate():
+        if thread.name == "dubai-segmenter-cancellable":
+            thread.join(10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 @pytest.fixture(scope="module")
 def noisy_raster(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1024 x 1024 pixels of independent random classes: about 700,000 regions, which GDAL
