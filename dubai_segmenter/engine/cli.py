@@ -414,7 +414,7 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: _CancelOnSig
         return segment_scenes_command(args, progress, cancel)
     args.input = args.inputs[0]
     if not args.out_raster:
-        raise UsageError("give the output with --out-raster R.tif (or --out-dir DIR for several inputs)")
+        raise UsageError("give the output with --out-raster R.tif (or --out-dir DIR)")
     try:
         checked = _check_segment_args(args)
     except (ValueError, FileNotFoundError) as error:

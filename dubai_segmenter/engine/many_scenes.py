@@ -157,6 +157,7 @@ def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel
     from dubai_segmenter.engine.segment import SegmentOptions
 
     scenes, many = expand_inputs(args.inputs)
+    many = many or args.out_dir is not None  # one file with --out-dir: a batch of one
     if many:
         if args.out_raster or args.out_vector:
             raise UsageError("with several inputs, a folder or a glob, give --out-dir instead of --out-raster/--out-vector")
@@ -165,8 +166,8 @@ def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel
         checked = _check_model_args(args)
         outputs = _outputs(scenes, Path(args.out_dir))
     else:
-        if args.out_dir is not None or not args.out_raster:
-            raise UsageError("for one input give --out-raster R.tif (--out-dir is for several inputs, a folder or a glob)")
+        if not args.out_raster:
+            raise UsageError("give the output with --out-raster R.tif (or --out-dir DIR)")
         args.input = str(scenes[0])
         try:
             checked = _check_segment_args(args)

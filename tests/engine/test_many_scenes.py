@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``segment`` with several inputs, a folder or a glob and --out-dir, in this process."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from dubai_segmenter.engine.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from dubai_segmenter.engine.predictors import open_predictor
+from dubai_segmenter.engine.segment import segment_raster
+from tests.engine.rasters import write_raster
+from tests.engine.test_distributed import save_conv_onnx
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return save_conv_onnx(tmp_path_factory.mktemp("model") / "conv.onnx")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    rng = np.random.default_rng(3)
+    for name, shape in (("north", (3, 90, 120)), ("south", (3, 70, 50))):
+        write_raster(scenes / f"{name}.tif", rng.integers(0, 256, shape, dtype=np.uint8))
+    (scenes / "notes.txt").write_text("not a scene: ignored in a folder")
+    return scenes
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_folder_becomes_one_output_per_scene_equal_to_single_runs(folder, model, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    code, printed, err = run(capsys, "segment", folder, "--model", model, "--out-dir", out, "--progress", "none")
+    assert code == EXIT_OK, err
+    assert printed.count("Wrote ") == 2 and sorted(p.name for p in out.glob("*.tif")) == ["north.tif", "south.tif"]
+    predictor = open_predictor(model)
+    for name in ("north", "south"):
+        reference = segment_raster(folder / f"{name}.tif", predictor, tmp_path / f"{name}-single.tif").output_path
+        with rasterio.open(out / f"{name}.tif") as got, rasterio.open(reference) as expected:
+            np.testing.assert_array_equal(got.read(), expected.read())
+
+
+def test_a_failed_scene_is_reported_and_the_others_are_written(folder, model, tmp_path, capsys):
+    (folder / "broken.tif").write_text("not a raster")
+    out = tmp_path / "out"
+    out.mkdir()
+    code, printed, err = run(capsys, "segment", f"{folder}/*.tif", "--model", model, "--out-dir", out)
+    assert code == EXIT_FAILED
+    assert f"FAILED {folder / 'broken.tif'}: " in err and "not a raster" in err
+    assert [line for line in err.splitlines() if line.startswith("ERROR: ")] == ["ERROR: 1 of 3 scenes failed (listed above)"]
+    assert sorted(p.name for p in out.glob("*.tif")) == ["north.tif", "south.tif"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["{folder}/north.tif", "{folder}/south.tif", "--out-raster", "{tmp}/o.tif"], "give --out-dir instead"),
+    (["{folder}"], "give an output folder with --out-dir"),
+    (["{folder}", "--out-dir", "{tmp}/missing"], "does not exist"),
+    (["{tmp}/*.jp2", "--out-dir", "{tmp}"], "no file matches"),
+    (["{folder}/north.tif"], "give the output with --out-raster"),
+    (["{folder}", "--out-dir", "{tmp}", "--cluster", "remote"], "bad --cluster 'remote'"),
+])
+def test_bad_many_scene_requests_exit_2_in_one_line(folder, model, tmp_path, capsys, argv, message):
+    argv = [a.format(folder=folder, tmp=tmp_path) for a in argv]
+    before = sorted(tmp_path.rglob("*"))
+    code, _, err = run(capsys, "segment", *argv, "--model", model)
+    assert code == EXIT_BAD_INPUT
+    errors = [line for line in err.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1 and message in errors[0], err
+    assert sorted(tmp_path.rglob("*")) == before
