@@ -12,6 +12,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -257,3 +260,25 @@ def test_an_unreachable_scheduler_is_bad_input_in_one_sentence(scenes, model, tm
     assert err == [f"ERROR: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 1 s; "
                    "check the address and that 'dask scheduler' is running there"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_on_a_local_cluster_exits_3_and_leaves_nothing(model, tmp_path):
+    """Ctrl-C reaches the whole process group (the command and its local workers)."""
+    rng = np.random.default_rng(5)
+    source = write_raster(tmp_path / "big.tif", rng.integers(0, 256, (3, 1500, 1500), dtype=np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "dubai_segmenter", "segment", str(source), "--model", str(model),
+         "--out-raster", str(out / "classes.tif"), "--cluster", "local:2", "--chunk", "50", "--progress", "lines"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, start_new_session=True,
+    )
+    for line in child.stdout:
+        if " chunk " in line:  # parts are being made
+            break
+    os.killpg(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 3, err
+    assert "ERROR: cancelled: no output was written" in err
+    assert list(out.iterdir()) == []
