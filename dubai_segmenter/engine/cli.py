@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="test-time augmentation: none (fast), or flips (average the class probabilities over the "
         "tile and its 3 flips before blending; about 4x the time)",
     )
+    from dubai_segmenter.engine.distributed.plan import DEFAULT_CHUNK  # no Dask import
+
     cluster = segment.add_mutually_exclusive_group()
     cluster.add_argument(
         "--cluster", metavar="local[:N]",
@@ -202,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         "input at the same path. Same result as a local run, bit for bit",
     )
     segment.add_argument(
-        "--chunk", type=_positive_int, default=8192, metavar="PIXELS",
-        help="on a cluster: side of the output square one task makes, rounded to whole tile strides (default 8192)",
+        "--chunk", type=_positive_int, default=DEFAULT_CHUNK, metavar="PIXELS",
+        help=f"on a cluster: side of the output square one task makes, rounded to whole tile strides "
+        f"(default {DEFAULT_CHUNK})",
     )
     _add_progress_option(segment)
 

@@ -27,15 +27,18 @@ from dubai_segmenter.engine.raster_input import read_window
 from dubai_segmenter.engine.segment import GDAL_CACHE_MB, TileCounter, blend_tiles, block_layers
 
 
-def chunk_blocks(plan: ScenePlan, chunk: Chunk, predictor: Predictor) -> Iterator[BlendedBlock]:
-    """The finished blocks of ``chunk``, cropped to it, in raster coordinates."""
+def chunk_blocks(
+    plan: ScenePlan, chunk: Chunk, predictor: Predictor, counter: TileCounter | None = None
+) -> Iterator[BlendedBlock]:
+    """The finished blocks of ``chunk``, cropped to it, in raster coordinates (``counter``
+    counts the tiles run and skipped)."""
     local = chunk_grid(plan.grid, chunk)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(plan.input_path) as source:
 
         def window(row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
             return read_window(source, plan.bands, Window(col + local.col_offset, row + local.row_offset, width, height))
 
-        for block in blend_tiles(window, plan.scaling.apply, local.grid, predictor, plan.batch_size):
+        for block in blend_tiles(window, plan.scaling.apply, local.grid, predictor, plan.batch_size, counter=counter):
             height, width = block.shape
             top, left = block.row + local.row_offset, block.col + local.col_offset
             first_row, stop_row = max(top, chunk.row), min(top + height, chunk.row + chunk.height)
@@ -61,14 +64,16 @@ class ChunkResult:
 
     chunk: Chunk
     part: bytes
-    tiles: int
+    tiles: int  # tiles this task ran (those on a seam are also run by the neighbour)
+    skipped: int  # of those, tiles without a valid pixel (not sent to the model)
     worker_pid: int
 
 
 def segment_chunk(plan: ScenePlan, chunk: Chunk, predictor: Predictor) -> ChunkResult:
     """Classify ``chunk`` into a tiled, compressed GeoTIFF part (class ids, and confidence if asked)."""
     layers = np.full((2 if plan.confidence else 1, chunk.height, chunk.width), NODATA_CLASS, dtype=np.uint8)
-    for block in chunk_blocks(plan, chunk, predictor):
+    counter = TileCounter(chunk_grid(plan.grid, chunk).grid.tile_count)
+    for block in chunk_blocks(plan, chunk, predictor, counter):
         height, width = block.shape
         rows = slice(block.row - chunk.row, block.row - chunk.row + height)
         cols = slice(block.col - chunk.col, block.col - chunk.col + width)
@@ -86,5 +91,4 @@ def segment_chunk(plan: ScenePlan, chunk: Chunk, predictor: Predictor) -> ChunkR
         with memory.open(**profile) as part:
             part.write(layers)
         data = memory.read()
-    tiles = chunk_grid(plan.grid, chunk).grid.tile_count
-    return ChunkResult(chunk, data, tiles, os.getpid())
+    return ChunkResult(chunk, data, counter.total, counter.skipped, os.getpid())

@@ -61,6 +61,8 @@ class Scene:
     error: str | None = None
     reused_parts: int = 0
     worker_pids: set[int] = field(default_factory=set)
+    tile_runs: int = 0  # tiles run by this run's tasks (seam tiles twice; reused parts not counted)
+    skipped_runs: int = 0  # of those, tiles without a valid pixel
     # Run state on the client.
     plan: ScenePlan | None = None
     parts: Path | None = None
@@ -95,6 +97,8 @@ def _save_part(scene: Scene, result: ChunkResult) -> None:
         temporary.write_bytes(result.part)
     scene.missing.discard(result.chunk.name)
     scene.worker_pids.add(result.worker_pid)
+    scene.tile_runs += result.tiles
+    scene.skipped_runs += result.skipped
 
 
 def _assemble(scene: Scene, metadata: ModelMetadata, options: SegmentOptions, tile: int, overlap: int) -> None:
@@ -103,7 +107,10 @@ def _assemble(scene: Scene, metadata: ModelMetadata, options: SegmentOptions, ti
 
     plan = scene.plan
     details = run_details(plan.bands, plan.scaling, tile, overlap, options)
-    details["cluster"] = f"{len(plan.chunks)} chunks of {plan.chunk_side} px"
+    details["cluster"] = (
+        f"{len(plan.chunks)} chunks of {plan.chunk_side} px, {len(plan.chunks) - scene.reused_parts} made by "
+        f"{len(scene.worker_pids)} workers ({scene.tile_runs} tile runs), {scene.reused_parts} reused"
+    )
     parts = [str(scene.parts / f"{chunk.name}.tif") for chunk in plan.chunks]
     with tempfile.TemporaryDirectory(dir=scene.output_path.parent, prefix=f".{scene.output_path.name}.") as scratch:
         vrt_path = str(Path(scratch) / "parts.vrt")
@@ -124,7 +131,7 @@ def _assemble(scene: Scene, metadata: ModelMetadata, options: SegmentOptions, ti
     counts = {c.id: int(writer.class_counts[c.id]) for c in metadata.classes}
     scene.result = SegmentResult(
         scene.output_path, counts, plan.grid.width, plan.grid.height, time.perf_counter() - scene.started,
-        plan.grid.tile_count, 0, details,
+        plan.grid.tile_count, scene.skipped_runs, details,
     )
 
 
