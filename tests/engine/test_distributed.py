@@ -179,6 +179,16 @@ def test_many_scenes_on_two_workers_give_the_single_process_files(client, scenes
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.tif{x}" for n in scenes for x in ("", ".aux.xml"))
 
 
+def test_a_processing_resolution_gives_the_single_process_file(client, scenes, model, tmp_path):
+    """Tiles read from the resampled input on the workers, classes brought back to the input grid."""
+    options = SegmentOptions(confidence=True, resolution=0.45)  # the input has 0.3 m pixels
+    reference = segment_raster(scenes["seams"], open_predictor(model), tmp_path / "single.tif", options)
+    (scene,) = segment_scenes(client, [Scene(scenes["seams"], tmp_path / "cluster.tif")], model, options, chunk=100)
+    assert scene.error is None and (scene.plan.grid.height, scene.plan.grid.width) == (167, 200)
+    assert len(scene.plan.chunks) == 6
+    assert_same_file(scene.output_path, reference.output_path)
+
+
 def test_workers_run_onnx_runtime_only(client, model):
     client.register_plugin(ModelPlugin(model, TILE, {}))
     assert not any(client.run(lambda: "tensorflow" in __import__("sys").modules).values())

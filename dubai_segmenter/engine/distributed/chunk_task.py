@@ -9,12 +9,14 @@ readable on every worker at the same path (or a GDAL URL such as /vsis3/...).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
@@ -23,8 +25,19 @@ from dubai_segmenter.engine.classes import NODATA_CLASS
 from dubai_segmenter.engine.distributed.plan import Chunk, ScenePlan, chunk_grid
 from dubai_segmenter.engine.geotiff_output import BLOCK_SIZE
 from dubai_segmenter.engine.predictors import Predictor
-from dubai_segmenter.engine.raster_input import read_window
+from dubai_segmenter.engine.raster_input import read_window, resampled
 from dubai_segmenter.engine.segment import GDAL_CACHE_MB, TileCounter, blend_tiles, block_layers
+
+
+@contextlib.contextmanager
+def open_processing(plan: ScenePlan) -> Iterator[rasterio.DatasetReader]:
+    """The raster the tiles are read from: the input, or its resampled copy (same as a local run)."""
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(plan.input_path) as source:
+        if plan.resolution is None:
+            yield source
+        else:
+            with resampled(source, plan.resolution) as processing:
+                yield processing
 
 
 def chunk_blocks(
@@ -33,7 +46,7 @@ def chunk_blocks(
     """The finished blocks of ``chunk``, cropped to it, in raster coordinates (``counter``
     counts the tiles run and skipped)."""
     local = chunk_grid(plan.grid, chunk)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(plan.input_path) as source:
+    with open_processing(plan) as source:
 
         def window(row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
             return read_window(source, plan.bands, Window(col + local.col_offset, row + local.row_offset, width, height))
@@ -81,10 +94,11 @@ def segment_chunk(plan: ScenePlan, chunk: Chunk, predictor: Predictor) -> ChunkR
         layers[0, rows, cols] = class_ids
         if sure is not None:
             layers[1, rows, cols] = sure
-    with rasterio.open(plan.input_path) as source:  # the part's place on the map
-        crs, transform = source.crs, source.window_transform(Window(chunk.col, chunk.row, chunk.width, chunk.height))
+    # Placed in pixel units (north-up, as gdalbuildvrt wants), not map units: the VRT of the
+    # parts then puts every part at an exact whole-pixel offset, whatever the raster's
+    # pixel size. The client gives the joined raster its place on the map.
     profile = dict(
-        driver="GTiff", crs=crs, transform=transform, width=chunk.width, height=chunk.height, count=len(layers), dtype="uint8",
+        driver="GTiff", transform=Affine(1, 0, chunk.col, 0, -1, -chunk.row), width=chunk.width, height=chunk.height, count=len(layers), dtype="uint8",
         nodata=NODATA_CLASS, tiled=True, blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE, compress="deflate",
     )
     with MemoryFile() as memory:

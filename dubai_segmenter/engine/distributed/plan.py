@@ -101,6 +101,7 @@ class ScenePlan:
     batch_size: int
     confidence: bool
     model_sha256: str
+    resolution: float | None = None  # tiles run on the input resampled to this (``raster_input.resampled``)
 
     @property
     def chunks(self) -> tuple[Chunk, ...]:

@@ -13,6 +13,7 @@ go on. Cancelling cancels every future and leaves no output and no parts.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -34,8 +35,14 @@ from dubai_segmenter.engine.model_file import ModelMetadata
 from dubai_segmenter.engine.onnx_file import file_sha256
 from dubai_segmenter.engine.predictors import Predictor, open_predictor
 from dubai_segmenter.engine.progress import CancelCheck, Cancelled, ProgressCallback, check_cancelled, report
-from dubai_segmenter.engine.raster_input import choose_bands, compute_scaling, open_raster
-from dubai_segmenter.engine.segment import SegmentOptions, SegmentResult, check_predictor, run_details
+from dubai_segmenter.engine.raster_input import choose_bands, compute_scaling, open_raster, resampled
+from dubai_segmenter.engine.segment import (  # _resample_back: the local run's way back to the input grid
+    SegmentOptions,
+    SegmentResult,
+    _resample_back,
+    check_predictor,
+    run_details,
+)
 from dubai_segmenter.engine.tiling import TileGrid
 
 #: Seconds between checks for finished chunks (and for a cancel request).
@@ -76,9 +83,13 @@ def _plan(scene: Scene, metadata: ModelMetadata, sha256: str, options: SegmentOp
     with open_raster(scene.input_path) as source:
         bands = choose_bands(source, options.bands, metadata.input_bands)
         scaling = compute_scaling(source, bands, metadata.input_scale)
-        grid = TileGrid.for_raster(source.height, source.width, tile, overlap)
+        with contextlib.ExitStack() as stack:
+            processing = source if options.resolution is None else stack.enter_context(
+                resampled(source, options.resolution))
+            grid = TileGrid.for_raster(processing.height, processing.width, tile, overlap)
     scene.plan = ScenePlan(
-        str(scene.input_path), bands, scaling, grid, side, options.batch_size, options.confidence, sha256
+        str(scene.input_path), bands, scaling, grid, side, options.batch_size, options.confidence, sha256,
+        options.resolution,
     )
     scene.parts = scene.output_path.with_name(f".{scene.output_path.name}.parts-{scene.plan.key()[:16]}")
     scene.parts.mkdir(exist_ok=True)
@@ -116,16 +127,24 @@ def _assemble(scene: Scene, metadata: ModelMetadata, options: SegmentOptions, ti
         vrt_path = str(Path(scratch) / "parts.vrt")
         if gdal.BuildVRT(vrt_path, parts) is None:
             raise OSError(f"could not join the parts in {scene.parts}")  # BuildVRT closes on dereference
-        with rasterio.open(scene.input_path) as source, rasterio.open(vrt_path) as joined:
+        with rasterio.open(scene.input_path) as source:
             writer = ClassifiedRasterWriter(
                 scene.output_path, width=source.width, height=source.height, crs=source.crs,
                 transform=source.transform, classes=metadata.classes, confidence=options.confidence,
                 tags={"SEGMENTATION": json.dumps({**details, "model": metadata.architecture})},
             )
             with writer:
-                for top in range(0, joined.height, BLOCK_SIZE):
-                    layers = joined.read(window=Window(0, top, joined.width, min(BLOCK_SIZE, joined.height - top)))
-                    writer.write_rows(top, layers[0], layers[1] if options.confidence else None)
+                if options.resolution is None:
+                    _copy_rows(vrt_path, writer)
+                else:  # classes on the processing grid, then back to the input grid as a local run does
+                    with resampled(source, options.resolution) as processing, ClassifiedRasterWriter(
+                        Path(scratch) / "processing-grid.tif", width=processing.width, height=processing.height,
+                        crs=processing.crs, transform=processing.transform, classes=metadata.classes,
+                        confidence=options.confidence, overviews=False,
+                    ) as processed:
+                        _copy_rows(vrt_path, processed)
+                        classified = processed.finish()
+                    _resample_back(classified, source, plan.bands, writer, None, None)
                 writer.finish()
     shutil.rmtree(scene.parts, ignore_errors=True)
     counts = {c.id: int(writer.class_counts[c.id]) for c in metadata.classes}
@@ -133,6 +152,14 @@ def _assemble(scene: Scene, metadata: ModelMetadata, options: SegmentOptions, ti
         scene.output_path, counts, plan.grid.width, plan.grid.height, time.perf_counter() - scene.started,
         plan.grid.tile_count, scene.skipped_runs, details,
     )
+
+
+def _copy_rows(vrt_path: str, writer: ClassifiedRasterWriter) -> None:
+    """Stream the joined parts into ``writer``, one block row at a time."""
+    with rasterio.open(vrt_path) as joined:
+        for top in range(0, joined.height, BLOCK_SIZE):
+            layers = joined.read(window=Window(0, top, joined.width, min(BLOCK_SIZE, joined.height - top)))
+            writer.write_rows(top, layers[0], layers[1] if writer.has_confidence else None)
 
 
 def segment_scenes(
@@ -155,8 +182,6 @@ def segment_scenes(
     metadata = predictor.metadata
     tile, overlap = check_predictor(predictor, options.tile_size, options.overlap)
     del predictor  # the client only needed its metadata
-    if options.resolution is not None:
-        raise ValueError("a processing resolution (--resolution) is not supported on a cluster yet; run without it")
     sha256 = file_sha256(onnx_path)
     side = chunk_side(tile, overlap, chunk)
     report(progress, 0.0, "uploading the model to the workers")
