@@ -80,7 +80,7 @@ evaluate: setup
 # model (a writable folder), scores it against float32 and records the verdict in it.
 .PHONY: int8
 int8: setup
-	$(PY) -m training.int8_gate $(or $(MODEL),$(RUN)/model.safetensors) $(if $(CALIBRATION),--calibration "$(CALIBRATION)")
+	$(PY) -m training.int8_gate $(or $(MODEL),$(RUN)/model.safetensors) $(if $(CALIBRATION),--calibration "$(CALIBRATION)") $(if $(FP32_METRICS),--fp32-metrics "$(FP32_METRICS)")
 
 clean:
 	rm -rf dist .pytest_cache

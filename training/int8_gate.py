@@ -24,10 +24,13 @@ from typing import Any
 from dubai_segmenter.engine.classes import DUBAI_CLASSES
 from dubai_segmenter.engine.int8_export import (
     CALIBRATION_TILES,
+    calibration_images,
+    calibration_set,
     export_int8_from_model,
     int8_path_for,
     stamp_accuracy_gate,
 )
+from dubai_segmenter.engine.model_file import read_metadata
 from dubai_segmenter.engine.onnx_file import export_onnx, file_sha256, open_onnx_session, read_onnx_metadata
 from training.dataset import REAL_CLASS_IDS, data_dir
 from training.evaluate import evaluate_model
@@ -80,9 +83,25 @@ def gate_markdown(gate: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def int8_is_current(model_path: Path, int8_path: Path, calibration: Path, tiles: int) -> bool:
+    """Whether `int8_path` was quantized from this very model file with this very calibration set."""
+    if not int8_path.is_file():
+        return False
+    props = open_onnx_session(int8_path, threads=1).get_modelmeta().custom_metadata_map
+    metadata = read_metadata(model_path)
+    recorded = json.loads(props.get("calibration", "{}"))
+    wanted = calibration_set(calibration_images(calibration), metadata.tile_size, metadata.input_bands,
+                             metadata.input_scale, tiles, recorded.get("seed", 0), root=Path(calibration))
+    return props.get("source_sha256") == file_sha256(model_path) and recorded.get("sha256") == wanted.sha256
+
+
 def run_gate(model_path: Path, out_dir: Path, calibration: Path, tiles: int = CALIBRATION_TILES,
-             data_root: Path | None = None) -> dict[str, Any]:
-    """Export float32 (if needed) and int8 beside `model_path`, score both, stamp the verdict."""
+             data_root: Path | None = None, fp32_metrics: Path | None = None) -> dict[str, Any]:
+    """Export float32 (if needed) and int8 beside `model_path`, score both, stamp the verdict.
+
+    `fp32_metrics`: a float32 `metrics.json` of the same protocol to reuse instead of
+    evaluating float32 again (e.g. the one shipped with a released model).
+    """
     fp32_path = model_path.with_suffix(".onnx")
     current = False
     if fp32_path.is_file():
@@ -92,13 +111,25 @@ def run_gate(model_path: Path, out_dir: Path, calibration: Path, tiles: int = CA
         print(f"exporting {fp32_path}", flush=True)
         export_onnx(model_path, fp32_path)
     int8_path = int8_path_for(model_path)
-    print(f"quantizing to {int8_path} with {tiles} calibration tiles from {calibration}", flush=True)
-    export_int8_from_model(model_path, int8_path, calibration, tiles)
+    if int8_is_current(model_path, int8_path, calibration, tiles):
+        print(f"{int8_path} is current (same model and calibration set): not quantized again", flush=True)
+    else:
+        print(f"quantizing to {int8_path} with {tiles} calibration tiles from {calibration}", flush=True)
+        export_int8_from_model(model_path, int8_path, calibration, tiles)
     results = {}
+    if fp32_metrics is not None:
+        results["fp32"] = json.loads(Path(fp32_metrics).read_text())
+        print(f"float32 scores from {fp32_metrics}", flush=True)
     for name, path in (("fp32", fp32_path), ("int8", int8_path)):
-        print(f"evaluating {name}: {path}", flush=True)
-        results[name] = evaluate_model(path, out_dir / name, data_root=data_root)
+        if name not in results:
+            print(f"evaluating {name}: {path}", flush=True)
+            results[name] = evaluate_model(path, out_dir / name, data_root=data_root)
+    window32, window8 = results["fp32"]["sliding_window"], results["int8"]["sliding_window"]
+    if (window32["tile_size"], window32["overlap"]) != (window8["tile_size"], window8["overlap"]):
+        raise ValueError(f"{fp32_metrics} was measured with another tile size or overlap; evaluate float32 again")
     gate = gate_verdict(results["fp32"], results["int8"])
+    if fp32_metrics is not None:
+        gate["protocol"]["fp32_scores_from"] = str(fp32_metrics)
     stamp_accuracy_gate(int8_path, gate)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "gate.json").write_text(json.dumps(gate, indent=1))
@@ -112,8 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calibration", type=Path, help="training images to calibrate on (default: DATA_DIR)")
     parser.add_argument("--tiles", type=int, default=CALIBRATION_TILES, help="calibration tiles")
     parser.add_argument("--out", type=Path, help="report folder (default: int8-gate/ beside the model)")
+    parser.add_argument("--fp32-metrics", type=Path, help="reuse this float32 metrics.json (same protocol) "
+                        "instead of evaluating float32 again")
     args = parser.parse_args(argv)
-    gate = run_gate(args.model, args.out or args.model.parent / "int8-gate", args.calibration or data_dir(), args.tiles)
+    gate = run_gate(args.model, args.out or args.model.parent / "int8-gate", args.calibration or data_dir(), args.tiles,
+                    fp32_metrics=args.fp32_metrics)
     print(gate_markdown(gate))
 
 

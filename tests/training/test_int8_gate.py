@@ -11,7 +11,7 @@ from dubai_segmenter.engine.int8_export import int8_path_for, read_precision
 from dubai_segmenter.engine.onnx_file import open_onnx_session
 from tests.engine.helpers import save_small_unet
 from tests.training.helpers import write_synthetic_dataset
-from training.int8_gate import MAX_CLASS_IOU_DROP, MAX_MEAN_IOU_DROP, gate_verdict, run_gate
+from training.int8_gate import MAX_CLASS_IOU_DROP, MAX_MEAN_IOU_DROP, gate_verdict, int8_is_current, run_gate
 
 KEYS = ("building", "land", "road", "vegetation", "water")
 
@@ -41,7 +41,7 @@ def test_gate_fails_on_the_mean_or_on_one_class():
         f"vegetation IoU {MAX_CLASS_IOU_DROP + 1e-3:+.4f} below float32 (limit {MAX_CLASS_IOU_DROP})"]
 
 
-def test_make_int8_chain_exports_scores_and_stamps(tmp_path):
+def test_make_int8_chain_exports_scores_and_stamps(tmp_path, capsys):
     data = write_synthetic_dataset(tmp_path / "data", tiles=(1, 2), size=(96, 112))
     (tmp_path / "model").mkdir()
     model = save_small_unet(tmp_path / "model" / "small.safetensors", tile_size=512, overlap=128)
@@ -60,6 +60,15 @@ def test_make_int8_chain_exports_scores_and_stamps(tmp_path):
     assert gate == json.loads(json.dumps(gate_verdict(fp32, int8)))
     assert gate["protocol"]["validation_images"] == 4
     assert (tmp_path / "gate" / "gate.md").read_text().startswith("# int8 accuracy gate: ")
+    # Run again reusing the float32 scores: the int8 file is current, so it is not quantized again.
+    assert int8_is_current(model, int8_path, data, 3) and not int8_is_current(model, int8_path, data, 2)
+    capsys.readouterr()
+    again = run_gate(model, tmp_path / "again", calibration=data, tiles=3, data_root=data,
+                     fp32_metrics=tmp_path / "gate" / "fp32" / "metrics.json")
+    printed = capsys.readouterr().out
+    assert "not quantized again" in printed and "evaluating fp32" not in printed
+    assert again["passed"] == gate["passed"] and again["int8"] == gate["int8"]
+    assert again["protocol"]["fp32_scores_from"].endswith("metrics.json")
     # A changed verdict replaces the old one in place.
     flipped = copy.deepcopy(gate) | {"passed": not gate["passed"]}
     from dubai_segmenter.engine.int8_export import stamp_accuracy_gate
