@@ -8,7 +8,6 @@ sentence in the dialog.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from qgis.core import QgsSettings
