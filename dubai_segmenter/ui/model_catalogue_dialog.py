@@ -53,14 +53,6 @@ from ..model_locations import SETTING_CATALOGUE, catalogue_url, profile_model_fo
 COLUMNS = ("Model", "Accuracy", "Mean IoU", "Download", "Licence", "On this computer")
 
 
-def read_catalogue_with_qgis(url: str) -> Catalogue:
-    """Read the catalogue through QGIS's network manager (proxy and auth apply); file:// works too."""
-    reply = QgsNetworkAccessManager.instance().blockingGet(QNetworkRequest(QUrl(url)))
-    if reply.error() != QNetworkReply.NoError:
-        raise CatalogueError(f"cannot read the model catalogue {url}: {reply.errorString()}")
-    return parse_catalogue(bytes(reply.content()), url)
-
-
 class ModelCatalogueDialog(QDialog):
     """Lists the catalogue; downloads the chosen model into ``folder`` and emits ``installed(path)``."""
 
@@ -75,6 +67,7 @@ class ModelCatalogueDialog(QDialog):
         self._current: tuple[ModelFile, Path] | None = None
         self._downloader: QgsFileDownloader | None = None
         self._rows: list[tuple[CatalogueEntry | None, Path | None, str]] = []  # (entry, installed file, name)
+        self._catalogue_reply: QNetworkReply | None = None
         self.last_installed: Path | None = None  # the first file of the last download that completed
         self._build()
         self.load(url or catalogue_url())
@@ -132,17 +125,52 @@ class ModelCatalogueDialog(QDialog):
         self.resize(780, 460)
 
     def load(self, url: str) -> None:
-        """List the models on this computer first (newest first), then the rest of the catalogue at ``url``."""
-        self.table.setRowCount(0)
+        """List the models on this computer, then read the catalogue at ``url`` in the background.
+
+        Through QGIS's network manager (proxy and authentication apply; file:// works too),
+        without blocking: an unreachable intranet server must not freeze QGIS.
+        """
         self.url_edit.setText(url)
+        self.catalogue = None
+        self.source_label.setText("")
+        self._list()
+        self._say(f"Reading the catalogue {url}…")
+        self._abort_catalogue_read()
+        reply = QgsNetworkAccessManager.instance().get(QNetworkRequest(QUrl(url)))
+        self._catalogue_reply = reply
+        reply.finished.connect(lambda: self._catalogue_read(reply, url))
+
+    def _catalogue_read(self, reply: QNetworkReply, url: str) -> None:
+        if reply is not self._catalogue_reply:
+            reply.deleteLater()
+            return  # an older request, superseded or aborted
+        self._catalogue_reply = None
         try:
-            self.catalogue = read_catalogue_with_qgis(url)
+            if reply.error() != QNetworkReply.NoError:
+                raise CatalogueError(f"cannot read the model catalogue {url}: {reply.errorString()}")
+            self.catalogue = parse_catalogue(bytes(reply.readAll()), url)
+        except CatalogueError as exc:
+            self._say(str(exc), error=True)
+        else:
             self.source_label.setText(f"<i>{self.catalogue.note}</i>" if self.catalogue.note else "")
             self._say("")
-        except CatalogueError as exc:
-            self.catalogue = None
-            self.source_label.setText("")
-            self._say(str(exc), error=True)
+            self._list()
+        finally:
+            reply.deleteLater()
+
+    def _abort_catalogue_read(self) -> None:
+        superseded, self._catalogue_reply = self._catalogue_reply, None
+        if superseded is not None:
+            superseded.abort()  # its finished signal now finds it superseded and is ignored
+
+    @property
+    def loading(self) -> bool:
+        """True while the catalogue is being read."""
+        return self._catalogue_reply is not None
+
+    def _list(self) -> None:
+        """Fill the table: models on this computer first (newest first), then the catalogue's others."""
+        self.table.setRowCount(0)
         entries = {e.name: e for e in self.catalogue.entries} if self.catalogue else {}
         installed = installed_models(model_folders(self.folder))
         self._rows = [(entries.get(m.name), m.path, m.name) for m in installed]
@@ -291,7 +319,7 @@ class ModelCatalogueDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self.last_installed = self._installed_now[0]  # the ONNX export when it was offered: what the plugin runs
         installed = ", ".join(p.name for p in self._installed_now)
-        self.load(self.url_edit.text())  # the model moves to the models on this computer
+        self._list()  # the model moves to the models on this computer
         self._say(f"Installed {installed} in {self.folder} (size and SHA-256 checked).")
         self.installed.emit(str(self.last_installed))
 
@@ -305,6 +333,7 @@ class ModelCatalogueDialog(QDialog):
 
     def reject(self) -> None:
         self.cancel()
+        self._abort_catalogue_read()
         super().reject()
 
 

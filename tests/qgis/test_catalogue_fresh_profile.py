@@ -36,6 +36,10 @@ from dubai_segmenter.ui.model_catalogue_dialog import ModelCatalogueDialog
 import dubai_segmenter
 assert dubai_segmenter.__file__.startswith(sys.argv[1]), dubai_segmenter.__file__
 dialog = ModelCatalogueDialog()
+deadline = time.monotonic() + 30
+while dialog.loading and time.monotonic() < deadline:
+    app.processEvents()
+    time.sleep(0.02)
 got = []
 dialog.installed.connect(got.append)
 dialog.download_button.click()

@@ -35,6 +35,13 @@ def big_server():
         yield running
 
 
+def _open(folder, url) -> ModelCatalogueDialog:
+    dialog = ModelCatalogueDialog(folder=folder, url=url)
+    assert dialog.loading  # read in the background: QGIS stays responsive
+    wait_until(lambda: not dialog.loading, timeout=30)
+    return dialog
+
+
 def _download(dialog: ModelCatalogueDialog) -> None:
     dialog.table.selectRow(dialog.row_of(NAME))
     dialog.download_button.click()
@@ -43,7 +50,7 @@ def _download(dialog: ModelCatalogueDialog) -> None:
 
 
 def test_lists_the_catalogue_with_metrics_and_size_then_installs_a_checked_file(qgis_app, server, tmp_path, colour_model):
-    dialog = ModelCatalogueDialog(folder=tmp_path, url=server.url)
+    dialog = _open(tmp_path, server.url)
     row = dialog.row_of(NAME)
     cells = [dialog.table.item(row, c).text() for c in range(dialog.table.columnCount())]
     assert cells[:3] == [f"{NAME} (v1)", "0.900", "0.800"] and "safetensors" in cells[3] and cells[5] == "not installed"
@@ -66,7 +73,7 @@ def test_lists_the_catalogue_with_metrics_and_size_then_installs_a_checked_file(
 ])
 def test_a_failed_download_leaves_nothing_and_says_why(qgis_app, server, tmp_path, behaviour, words):
     server.behaviour[FILE] = behaviour
-    dialog = ModelCatalogueDialog(folder=tmp_path, url=server.url)
+    dialog = _open(tmp_path, server.url)
     installed = []
     dialog.installed.connect(installed.append)
     _download(dialog)
@@ -78,7 +85,7 @@ def test_a_failed_download_leaves_nothing_and_says_why(qgis_app, server, tmp_pat
 
 
 def test_cancel_half_way_leaves_nothing(qgis_app, big_server, tmp_path):
-    dialog = ModelCatalogueDialog(folder=tmp_path, url=big_server.url)
+    dialog = _open(tmp_path, big_server.url)
     dialog.table.selectRow(dialog.row_of(NAME))
     dialog.download_button.click()
     wait_until(lambda: dialog.progress_bar.value() >= 5, timeout=60)
@@ -89,7 +96,7 @@ def test_cancel_half_way_leaves_nothing(qgis_app, big_server, tmp_path):
 
 
 def test_an_unreadable_catalogue_is_one_sentence_and_no_download(qgis_app, server, tmp_path):
-    dialog = ModelCatalogueDialog(folder=tmp_path, url=server.url.replace("models.json", "nothing.json"))
+    dialog = _open(tmp_path, server.url.replace("models.json", "nothing.json"))
     assert "cannot read the model catalogue" in dialog.status.text()
     assert dialog.row_of(NAME) == -1 and not dialog.download_button.isEnabled()
     # the models already on this computer are still offered
@@ -101,14 +108,16 @@ def test_an_unreadable_catalogue_is_one_sentence_and_no_download(qgis_app, serve
 
 
 def test_a_typed_catalogue_url_is_read_and_remembered(qgis_app, server, tmp_path):
-    dialog = ModelCatalogueDialog(folder=tmp_path, url=server.url.replace("models.json", "nothing.json"))
+    dialog = _open(tmp_path, server.url.replace("models.json", "nothing.json"))
     try:
         dialog.url_edit.setText(server.url)
         dialog.read_button.click()
+        wait_until(lambda: not dialog.loading, timeout=30)
         assert dialog.row_of(NAME) >= 0
         assert QgsSettings().value(SETTING_CATALOGUE) == server.url
         dialog.url_edit.setText("")  # back to the default: the catalogue shipped with the plugin
         dialog.read_button.click()
+        wait_until(lambda: not dialog.loading, timeout=30)
         assert QgsSettings().value(SETTING_CATALOGUE) is None
         assert dialog.table.item(dialog.row_of("dubai-native-v1"), 0).text() == "dubai-native-v1 (v1)"
         assert "No public server" in dialog.source_label.text()
@@ -128,6 +137,7 @@ def test_the_dock_gets_a_model_from_the_catalogue_set_in_the_settings_and_select
         dock = SegmenterDock(qgis_iface)
         dock.get_model_button.click()
         dialog = dock.catalogue_dialog
+        wait_until(lambda: not dialog.loading, timeout=30)
         assert dialog.catalogue.location == server.url
         _download(dialog)
         assert dock.view.model_widget.filePath() == str(folder / FILE)
