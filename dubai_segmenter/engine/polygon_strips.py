@@ -154,9 +154,8 @@ class SeamJoiner:
         self._lower = _seam_edges(geometries[on_lower], ids[on_lower], class_ids[on_lower], strip.row1)
         still_open = {self._find(int(i)) for i in np.unique(self._lower[2])}
         joined = self._close(still_open, cancel)
-        return self._big_enough(
-            Regions(np.concatenate([closed.geometries, joined.geometries]), np.concatenate([closed.class_ids, joined.class_ids]))
-        )
+        geometries = np.concatenate([closed.geometries, joined.geometries])
+        return self._big_enough(Regions(geometries, np.concatenate([closed.class_ids, joined.class_ids])))
 
     @property
     def open_pieces(self) -> int:
