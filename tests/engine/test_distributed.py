@@ -295,3 +295,22 @@ def test_ctrl_c_on_a_local_cluster_exits_3_and_leaves_nothing(model, tmp_path):
     assert child.returncode == 3, err
     assert "ERROR: cancelled: no output was written" in err
     assert list(out.iterdir()) == []
+
+
+def test_polygons_of_a_cluster_run_are_those_of_a_local_run(scenes, model, tmp_path, capsys):
+    """--out-vector on a cluster: the assembled raster is vectorized on the client."""
+    from osgeo import ogr
+
+    from dubai_segmenter.engine.cli import EXIT_OK, main
+
+    def features(path):
+        dataset = ogr.Open(str(path))
+        layer = dataset.GetLayer(0)
+        return sorted((f.GetField("class_id"), f.GetGeometryRef().ExportToWkb()) for f in layer)
+
+    for name, extra in (("local", []), ("cluster", ["--cluster", "local:2", "--chunk", "100"])):
+        code = main(["segment", str(scenes["seams"]), "--model", str(model), "--out-raster", str(tmp_path / f"{name}.tif"),
+                     "--out-vector", str(tmp_path / f"{name}.gpkg"), "--classes", "land,road", *extra])
+        assert code == EXIT_OK, capsys.readouterr().err
+    local, cluster = features(tmp_path / "local.gpkg"), features(tmp_path / "cluster.gpkg")
+    assert cluster == local and len(local) > 10

@@ -112,7 +112,9 @@ def _save_part(scene: Scene, result: ChunkResult) -> None:
     scene.skipped_runs += result.skipped
 
 
-def _assemble(scene: Scene, metadata: ModelMetadata, options: SegmentOptions, tile: int, overlap: int) -> None:
+def _assemble(
+    scene: Scene, metadata: ModelMetadata, options: SegmentOptions, tile: int, overlap: int, cancel: CancelCheck | None
+) -> None:
     """Stream a VRT of the scene's parts into the classified GeoTIFF, then delete the parts."""
     from osgeo import gdal
 
@@ -135,16 +137,16 @@ def _assemble(scene: Scene, metadata: ModelMetadata, options: SegmentOptions, ti
             )
             with writer:
                 if options.resolution is None:
-                    _copy_rows(vrt_path, writer)
+                    _copy_rows(vrt_path, writer, cancel)
                 else:  # classes on the processing grid, then back to the input grid as a local run does
                     with resampled(source, options.resolution) as processing, ClassifiedRasterWriter(
                         Path(scratch) / "processing-grid.tif", width=processing.width, height=processing.height,
                         crs=processing.crs, transform=processing.transform, classes=metadata.classes,
                         confidence=options.confidence, overviews=False,
                     ) as processed:
-                        _copy_rows(vrt_path, processed)
+                        _copy_rows(vrt_path, processed, cancel)
                         classified = processed.finish()
-                    _resample_back(classified, source, plan.bands, writer, None, None)
+                    _resample_back(classified, source, plan.bands, writer, None, cancel)
                 writer.finish()
     shutil.rmtree(scene.parts, ignore_errors=True)
     counts = {c.id: int(writer.class_counts[c.id]) for c in metadata.classes}
@@ -154,10 +156,11 @@ def _assemble(scene: Scene, metadata: ModelMetadata, options: SegmentOptions, ti
     )
 
 
-def _copy_rows(vrt_path: str, writer: ClassifiedRasterWriter) -> None:
+def _copy_rows(vrt_path: str, writer: ClassifiedRasterWriter, cancel: CancelCheck | None) -> None:
     """Stream the joined parts into ``writer``, one block row at a time."""
     with rasterio.open(vrt_path) as joined:
         for top in range(0, joined.height, BLOCK_SIZE):
+            check_cancelled(cancel)
             layers = joined.read(window=Window(0, top, joined.width, min(BLOCK_SIZE, joined.height - top)))
             writer.write_rows(top, layers[0], layers[1] if writer.has_confidence else None)
 
@@ -206,7 +209,7 @@ def segment_scenes(
     try:
         for scene in scenes:  # scenes whose parts were all there already
             if scene.plan is not None and not scene.missing:
-                _finish(scene, metadata, options, tile, overlap)
+                _finish(scene, metadata, options, tile, overlap, cancel)
         pending = as_completed(futures, with_results=False)
         while not pending.is_empty():
             check_cancelled(cancel)
@@ -225,7 +228,7 @@ def segment_scenes(
                 elif future.status == "finished" and scene.error is None:
                     _save_part(scene, future.result())
                     if not scene.missing:
-                        _finish(scene, metadata, options, tile, overlap)
+                        _finish(scene, metadata, options, tile, overlap, cancel)
                 future.release()
                 done += 1
                 report(progress, done / total, f"chunk {done}/{total}")
@@ -242,9 +245,11 @@ def segment_scenes(
     return scenes
 
 
-def _finish(scene: Scene, metadata: ModelMetadata, options: SegmentOptions, tile: int, overlap: int) -> None:
+def _finish(
+    scene: Scene, metadata: ModelMetadata, options: SegmentOptions, tile: int, overlap: int, cancel: CancelCheck | None
+) -> None:
     try:
-        _assemble(scene, metadata, options, tile, overlap)
+        _assemble(scene, metadata, options, tile, overlap, cancel)
     except (Cancelled, KeyboardInterrupt):
         raise
     except Exception as error:
