@@ -134,7 +134,7 @@ def _one_after_another(args, scenes, outputs, metadata, options, progress, cance
 
 def _on_cluster(args, scenes, outputs, metadata, options, progress, cancel) -> list[Outcome]:
     """Every scene on the cluster (``--cluster local[:N]`` or ``--scheduler ADDRESS``)."""
-    from dubai_segmenter.engine.distributed.cluster import ClusterError, connect
+    from dubai_segmenter.engine.distributed.cluster import connect
     from dubai_segmenter.engine.distributed.run import Scene, segment_scenes
 
     jobs = [Scene(scene, output) for scene, output in zip(scenes, outputs)]
@@ -142,7 +142,7 @@ def _on_cluster(args, scenes, outputs, metadata, options, progress, cancel) -> l
     try:
         with connect(args.cluster, args.scheduler) as client:
             segment_scenes(client, jobs, args.model, options, args.chunk, progress, cancel)
-    except ClusterError as error:
+    except ValueError as error:  # ClusterError, or a model the workers cannot run (no ONNX export)
         raise UsageError(str(error)) from error
     return [
         (_summary(job.output_path, job.result.class_pixel_counts, metadata.classes, job.result.seconds), None)

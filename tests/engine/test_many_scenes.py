@@ -75,3 +75,13 @@ def test_bad_many_scene_requests_exit_2_in_one_line(folder, model, tmp_path, cap
     errors = [line for line in err.splitlines() if line.startswith("ERROR: ")]
     assert len(errors) == 1 and message in errors[0], err
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_model_without_onnx_export_is_refused_for_a_cluster(folder, colour_model_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = run(capsys, "segment", folder, "--model", colour_model_file, "--out-dir", out, "--cluster", "local:1")
+    assert code == EXIT_BAD_INPUT
+    errors = [line for line in err.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1 and "export-onnx" in errors[0], err
+    assert list(out.iterdir()) == []

@@ -89,6 +89,20 @@ def connect(cluster: str | None = None, scheduler: str | None = None) -> Iterato
         yield client
 
 
+def check_workers(client) -> None:
+    """ClusterError unless every worker can import dubai_segmenter (the tasks and the model
+    plugin are this package's code; a worker image needs ``pip install dubai-segmenter[onnx,distributed]``)."""
+    import importlib.util
+
+    found = client.run(lambda: importlib.util.find_spec("dubai_segmenter") is not None)  # sent by value
+    missing = sorted(address for address, ok in found.items() if not ok)
+    if missing:
+        raise ClusterError(
+            f"{len(missing)} of {len(found)} Dask workers (e.g. {missing[0]}) cannot import dubai_segmenter; "
+            "install it there: pip install 'dubai-segmenter[onnx,distributed]'"
+        )
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0))
 

@@ -27,7 +27,7 @@ from rasterio.windows import Window
 
 from dubai_segmenter.engine.atomic_file import written_atomically
 from dubai_segmenter.engine.distributed.chunk_task import ChunkResult, segment_chunk
-from dubai_segmenter.engine.distributed.cluster import threads_by_host
+from dubai_segmenter.engine.distributed.cluster import check_workers, threads_by_host
 from dubai_segmenter.engine.distributed.plan import DEFAULT_CHUNK, Chunk, ScenePlan, chunk_side
 from dubai_segmenter.engine.distributed.worker import ModelPlugin, worker_predictor
 from dubai_segmenter.engine.geotiff_output import BLOCK_SIZE, ClassifiedRasterWriter, check_output_path
@@ -187,6 +187,7 @@ def segment_scenes(
     del predictor  # the client only needed its metadata
     sha256 = file_sha256(onnx_path)
     side = chunk_side(tile, overlap, chunk)
+    check_workers(client)
     report(progress, 0.0, "uploading the model to the workers")
     client.register_plugin(ModelPlugin(onnx_path, tile, threads_by_host(client)))
 
