@@ -189,6 +189,21 @@ def test_a_processing_resolution_gives_the_single_process_file(client, scenes, m
     assert_same_file(scene.output_path, reference.output_path)
 
 
+def test_a_scene_whose_tasks_fail_is_reported_and_the_others_are_written(client, scenes, references, model, tmp_path):
+    """A truncated GeoTIFF: its header opens on the client, its pixels fail on the workers."""
+    truncated = write_raster(tmp_path / "truncated.tif", np.ones((3, 300, 300), np.uint8), tiled=True,
+                             blockxsize=64, blockysize=64, compress="deflate")
+    os.truncate(truncated, os.path.getsize(truncated) // 2)
+    broken, good = segment_scenes(
+        client, [Scene(truncated, tmp_path / "broken.tif"), Scene(scenes["small"], tmp_path / "small.tif")],
+        model, SegmentOptions(confidence=True), chunk=100,
+    )
+    assert "RasterioIOError" in broken.error and not broken.output_path.exists()
+    assert list(tmp_path.glob(".broken.tif.parts-*"))  # its finished parts are kept for a rerun
+    assert good.error is None
+    assert_same_file(good.output_path, references["small"])
+
+
 def test_workers_run_onnx_runtime_only(client, model):
     client.register_plugin(ModelPlugin(model, TILE, {}))
     assert not any(client.run(lambda: "tensorflow" in __import__("sys").modules).values())
