@@ -72,6 +72,7 @@ class Scene:
     skipped_runs: int = 0  # of those, tiles without a valid pixel
     # Run state on the client.
     plan: ScenePlan | None = None
+    key: str = ""  # the plan's key (ScenePlan.key), shortened
     parts: Path | None = None
     missing: set[str] = field(default_factory=set)
     started: float = 0.0
@@ -91,7 +92,8 @@ def _plan(scene: Scene, metadata: ModelMetadata, sha256: str, options: SegmentOp
         str(scene.input_path), bands, scaling, grid, side, options.batch_size, options.confidence, sha256,
         options.resolution,
     )
-    scene.parts = scene.output_path.with_name(f".{scene.output_path.name}.parts-{scene.plan.key()[:16]}")
+    scene.key = scene.plan.key()[:16]
+    scene.parts = scene.output_path.with_name(f".{scene.output_path.name}.parts-{scene.key}")
     scene.parts.mkdir(exist_ok=True)
     chunks = {chunk.name for chunk in scene.plan.chunks}
     scene.missing = {name for name in chunks if not (scene.parts / f"{name}.tif").is_file()}
@@ -191,7 +193,7 @@ def segment_scenes(
     report(progress, 0.0, "uploading the model to the workers")
     client.register_plugin(ModelPlugin(onnx_path, tile, threads_by_host(client)))
 
-    owner: dict[str, tuple[Scene, Chunk]] = {}
+    owner: dict[str, Scene] = {}  # future key -> its scene
     futures = []
     for scene in scenes:
         try:
@@ -200,9 +202,9 @@ def segment_scenes(
             scene.error = str(error)
             continue
         todo = [c for c in scene.plan.chunks if c.name in scene.missing]
-        keys = [f"dubai-segmenter-{scene.plan.key()[:12]}-{c.name}" for c in todo]
-        for key, c, future in zip(keys, todo, client.map(_run_chunk, [scene.plan] * len(todo), todo, key=keys)):
-            owner[future.key] = (scene, c)
+        keys = [f"dubai-segmenter-{scene.key}-{c.name}" for c in todo]
+        for future in client.map(_run_chunk, [scene.plan] * len(todo), todo, key=keys):
+            owner[future.key] = scene
             futures.append(future)
     total = sum(len(s.plan.chunks) for s in scenes if s.plan is not None) or 1
     done = sum(s.reused_parts for s in scenes)
@@ -219,13 +221,13 @@ def segment_scenes(
                 time.sleep(POLL_SECONDS)
                 continue
             for future in finished:
-                scene, _ = owner[future.key]
+                scene = owner[future.key]
                 if future.status not in ("finished", "error", "cancelled"):
                     pending.add(future)  # its result was lost with a worker after it finished: wait again
                     continue
                 if future.status == "error" and scene.error is None:
                     scene.error = f"{type(future.exception()).__name__}: {future.exception()}"
-                    client.cancel([f for f in futures if owner[f.key][0] is scene])
+                    client.cancel([f for f in futures if owner[f.key] is scene])
                 elif future.status == "finished" and scene.error is None:
                     _save_part(scene, future.result())
                     if not scene.missing:
