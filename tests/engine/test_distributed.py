@@ -253,14 +253,15 @@ def test_a_worker_killed_mid_run_changes_nothing(client, scenes, references, mod
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
 
 
-def test_command_line_on_a_local_cluster_matches_and_reports_a_failed_scene(scenes, references, model, tmp_path, capsys):
+def test_command_line_with_a_scheduler_matches_and_reports_a_failed_scene(client, scenes, references, model, tmp_path,
+                                                                          capsys):
     from dubai_segmenter.engine.cli import EXIT_FAILED, main
 
     (tmp_path / "broken.tif").write_text("not a raster")
     out = tmp_path / "out"
     out.mkdir()
     code = main(["segment", str(scenes["seams"]), str(scenes["small"]), str(tmp_path / "broken.tif"),
-                 "--model", str(model), "--out-dir", str(out), "--confidence", "--cluster", "local:2",
+                 "--model", str(model), "--out-dir", str(out), "--confidence", "--scheduler", client.scheduler.address,
                  "--chunk", "100", "--progress", "lines"])
     printed = capsys.readouterr()
     assert code == EXIT_FAILED
@@ -312,7 +313,7 @@ def test_ctrl_c_on_a_local_cluster_exits_3_and_leaves_nothing(model, tmp_path):
     assert list(out.iterdir()) == []
 
 
-def test_polygons_of_a_cluster_run_are_those_of_a_local_run(scenes, model, tmp_path, capsys):
+def test_polygons_of_a_cluster_run_are_those_of_a_local_run(client, scenes, model, tmp_path, capsys):
     """--out-vector on a cluster: the assembled raster is vectorized on the client."""
     from osgeo import ogr
 
@@ -323,7 +324,7 @@ def test_polygons_of_a_cluster_run_are_those_of_a_local_run(scenes, model, tmp_p
         layer = dataset.GetLayer(0)
         return sorted((f.GetField("class_id"), f.GetGeometryRef().ExportToWkb()) for f in layer)
 
-    for name, extra in (("local", []), ("cluster", ["--cluster", "local:2", "--chunk", "100"])):
+    for name, extra in (("local", []), ("cluster", ["--scheduler", client.scheduler.address, "--chunk", "100"])):
         code = main(["segment", str(scenes["seams"]), "--model", str(model), "--out-raster", str(tmp_path / f"{name}.tif"),
                      "--out-vector", str(tmp_path / f"{name}.gpkg"), "--classes", "land,road", *extra])
         assert code == EXIT_OK, capsys.readouterr().err
