@@ -71,18 +71,19 @@ def connect(cluster: str | None = None, scheduler: str | None = None) -> Iterato
             address = local
         else:
             address = scheduler
+        where = scheduler or "the local cluster"
         try:
             client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT))
         except (OSError, TimeoutError, ValueError) as error:
             raise ClusterError(
-                f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT} s; "
+                f"cannot reach the Dask scheduler at {where} within {CONNECT_TIMEOUT} s; "
                 "check the address and that 'dask scheduler' is running there"
             ) from error
         try:
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as error:
             raise ClusterError(
-                f"the Dask scheduler at {scheduler} has no workers; start some with 'dask worker {scheduler}'"
+                f"the Dask scheduler at {where} has no workers; start some with 'dask worker {where}'"
             ) from error
         if cluster is not None:
             client.register_plugin(_ignore_interrupts_plugin())
