@@ -330,3 +330,18 @@ def test_polygons_of_a_cluster_run_are_those_of_a_local_run(client, scenes, mode
         assert code == EXIT_OK, capsys.readouterr().err
     local, cluster = features(tmp_path / "local.gpkg"), features(tmp_path / "cluster.gpkg")
     assert cluster == local and len(local) > 10
+
+
+def test_a_scheduler_without_workers_is_bad_input_in_one_sentence(scenes, model, tmp_path, capsys, monkeypatch):
+    from dubai_segmenter.engine.cli import EXIT_BAD_INPUT, main
+    from dubai_segmenter.engine.distributed import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        code = main(["segment", str(scenes["small"]), "--model", str(model), "--out-raster", str(tmp_path / "out.tif"),
+                     "--scheduler", empty.scheduler_address])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_BAD_INPUT
+    assert err == [f"ERROR: the Dask scheduler at {empty.scheduler_address} has no workers; "
+                   f"start some with 'dask worker {empty.scheduler_address}'"]
+    assert list(tmp_path.iterdir()) == []
