@@ -137,6 +137,9 @@ def _on_cluster(args, scenes, outputs, metadata, options, progress, cancel) -> l
     from dubai_segmenter.engine.distributed.cluster import connect
     from dubai_segmenter.engine.distributed.run import Scene, segment_scenes
 
+    if args.backend not in ("auto", "onnx"):
+        raise UsageError(f"on a cluster the workers run the ONNX export (ONNX Runtime); --backend {args.backend} "
+                         "does not apply there: leave it out or use --backend onnx")
     jobs = [Scene(scene, output) for scene, output in zip(scenes, outputs)]
     progress(0.0, "starting the cluster" if args.cluster else f"connecting to {args.scheduler}")
     try:

@@ -66,6 +66,7 @@ def test_a_failed_scene_is_reported_and_the_others_are_written(folder, model, tm
     (["{tmp}/*.jp2", "--out-dir", "{tmp}"], "no file matches"),
     (["{folder}/north.tif"], "give the output with --out-raster"),
     (["{folder}", "--out-dir", "{tmp}", "--cluster", "remote"], "bad --cluster 'remote'"),
+    (["{folder}", "--out-dir", "{tmp}", "--cluster", "local:1", "--backend", "tf"], "--backend tf does not apply"),
 ])
 def test_bad_many_scene_requests_exit_2_in_one_line(folder, model, tmp_path, capsys, argv, message):
     argv = [a.format(folder=folder, tmp=tmp_path) for a in argv]
