@@ -18,7 +18,6 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterDistance,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
@@ -34,7 +33,7 @@ from qgis.core import (
 from ..child_process.engine_command import SegmentRequest, VectorizeOptions
 from ..child_process.runner import EngineCancelled
 from ..engine.raster_legend import raster_classes
-from ..qgis_compat import FILE_BEHAVIOUR_FILE, NUMBER_INTEGER, VECTOR_POLYGON_SOURCE
+from ..qgis_compat import FILE_BEHAVIOUR_FILE, NUMBER_INTEGER, PARAMETER_ADVANCED, VECTOR_POLYGON_SOURCE
 from .classified_raster import class_areas, summary_text
 from .engine_algorithm import EngineAlgorithm, check_extension, help_html
 from .engine_python import engine_python
@@ -69,6 +68,8 @@ _SEGMENT_HELP = (
     "little faster and needs more memory.",
     "<b>Resolution</b>: map units per pixel to resample to (empty or 0: the layer's own; required for "
     "web layers). <b>Extent</b> and <b>Only inside polygons</b>: process part of the layer only.",
+    "<b>Dask scheduler</b> (advanced): the address of a Dask cluster's scheduler, e.g. "
+    "tcp://10.0.0.5:8786, to run the tiles on its workers with the same result; empty: this computer.",
     "The Python that runs the model is chosen in the Dubai Segmenter panel (or with the environment "
     "variable DUBAI_SEGMENTER_PYTHON); if it lacks a package the error says which and gives the pip "
     "command.",
@@ -137,10 +138,8 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, "Only inside polygons", [VECTOR_POLYGON_SOURCE], optional=True,
         ))
-        scheduler = QgsProcessingParameterString(
-            self.SCHEDULER, "Dask scheduler address, e.g. tcp://10.0.0.5:8786 (empty: this computer)", optional=True,
-        )
-        scheduler.setFlags(scheduler.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        scheduler = QgsProcessingParameterString(self.SCHEDULER, "Dask scheduler", optional=True)
+        scheduler.setFlags(scheduler.flags() | PARAMETER_ADVANCED)
         self.addParameter(scheduler)
         if self.with_polygons:
             self.add_vectorize_parameters(self.INPUT)
