@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +26,7 @@ from rasterio.windows import Window
 
 from .classes import ClassInfo, default_vector_classes
 from .polygon_strips import Regions, SeamJoiner, canonical_polygons, run_cancellable, trace_strip
-from .progress import CancelCheck, Cancelled, ProgressCallback, check_cancelled, report
+from .progress import CancelCheck, ProgressCallback, check_cancelled, report
 from .raster_legend import raster_classes
 
 # About 2 M pixels per strip: a few MB of working arrays and a few tens of MB of traced
@@ -88,13 +88,16 @@ def vectorize_classes(
         chosen = _choose_classes(source, classes, table, raster.nodata)
         rows = block_rows or _default_block_rows(raster)
         counts = dict.fromkeys(chosen, 0)
-        masked = MaskFlags.all_valid not in raster.mask_flag_enums[0]  # nodata value, mask band or alpha
+        # Pixels equal to the nodata value are never chosen (_choose_classes), so only a mask
+        # band or alpha needs reading.
+        masked = not {MaskFlags.all_valid, MaskFlags.nodata} & set(raster.mask_flag_enums[0])
+        chosen_of = _class_selector(np.dtype(raster.dtypes[0]), chosen)
         pixel_area = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d)
         joiner = SeamJoiner(raster.height, min_pixels=min_area / pixel_area)
         report(progress, 0.0, f"vectorizing {raster.height} rows")
         # GDAL's block cache would otherwise keep every tile read, up to 5 % of the RAM:
         # hundreds of MB that follow the raster's area. Each strip's tiles are read once
-        # (the values, then the mask), so two strips' worth is all it needs.
+        # (and again for a mask band), so two strips' worth is all it needs.
         strip_bytes = rows * raster.width * np.dtype(raster.dtypes[0]).itemsize
         with rasterio.Env(GDAL_CACHEMAX=max(_MIN_CACHE_BYTES, 2 * strip_bytes)), \
                 _GeoPackageLayer(output, layer_name, raster.crs, cancel) as layer:
@@ -103,7 +106,7 @@ def vectorize_classes(
                 row1 = min(row0 + rows, raster.height)
                 window = Window(0, row0, raster.width, row1 - row0)
                 values = raster.read(1, window=window)
-                selected = np.isin(values, chosen)
+                selected = chosen_of(values)
                 if masked:
                     selected &= raster.read_masks(1, window=window) > 0
                 strip = trace_strip(values, selected, row0, cancel)
@@ -161,6 +164,16 @@ def _default_block_rows(raster: rasterio.io.DatasetReader) -> int:
     tile_rows = raster.block_shapes[0][0]
     rows = max(1, _BLOCK_PIXELS // raster.width)
     return max(tile_rows, rows - rows % tile_rows)
+
+
+def _class_selector(dtype: np.dtype, chosen: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving the pixels of chosen classes; a lookup table for 8- and 16-bit
+    unsigned rasters, since ``np.isin`` makes three temporary arrays the size of a strip."""
+    if dtype.kind != "u" or dtype.itemsize > 2:
+        return lambda values: np.isin(values, chosen)
+    table = np.zeros(1 << (8 * dtype.itemsize), bool)
+    table[[c for c in chosen if 0 <= c < len(table)]] = True
+    return lambda values: table[values]
 
 
 def _finish(regions: Regions, transform: Affine, simplify: float) -> tuple[list[int], np.ndarray]:

@@ -315,6 +315,17 @@ def test_sigterm_stops_the_vectorize_command_within_2_s_and_leaves_nothing(tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("dtype", ["uint16", "int16", "int32"])
+def test_wider_integer_rasters_give_the_polygons_of_8_bit_ones(tmp_path: Path, dtype: str) -> None:
+    values, masks = scene()
+    values[0, :] = NODATA_CLASS
+    wide = write_classified(tmp_path / "wide.tif", values.astype(dtype))
+    narrow = write_classified(tmp_path / "narrow.tif", values)
+    got = [sorted((f["class_id"], f["geometry"].wkb) for f in read_layer(
+        vectorize_classes(path, tmp_path / f"{path.stem}.gpkg", block_rows=5).output_path)) for path in (wide, narrow)]
+    assert got[0] == got[1] and len(got[0]) == 5
+
+
 def test_crs_is_preserved_and_geographic_coordinates_are_not_swapped(tmp_path: Path) -> None:
     values = np.zeros((5, 5), np.uint8)
     utm = write_classified(tmp_path / "utm.tif", values)
