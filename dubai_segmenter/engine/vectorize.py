@@ -88,9 +88,10 @@ def vectorize_classes(
         chosen = _choose_classes(source, classes, table, raster.nodata)
         rows = block_rows or _default_block_rows(raster)
         counts = dict.fromkeys(chosen, 0)
-        # Pixels equal to the nodata value are never chosen (_choose_classes), so only a mask
-        # band or alpha needs reading.
-        masked = not {MaskFlags.all_valid, MaskFlags.nodata} & set(raster.mask_flag_enums[0])
+        # A mask band or alpha is read; a nodata value only when it is one of the chosen
+        # classes (only possible with the default classes), as otherwise it is never chosen.
+        flags = raster.mask_flag_enums[0]
+        masked = MaskFlags.all_valid not in flags and (flags != [MaskFlags.nodata] or raster.nodata in chosen)
         chosen_of = _class_selector(np.dtype(raster.dtypes[0]), chosen)
         pixel_area = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d)
         joiner = SeamJoiner(raster.height, min_pixels=min_area / pixel_area)

@@ -388,6 +388,10 @@ def test_nodata_never_becomes_a_polygon(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not among its classes"):
         vectorize_classes(raster, tmp_path / "n.gpkg", classes=[NODATA_CLASS])
     zero_nodata = write_classified(tmp_path / "z.tif", values, nodata=BUILDING)
+    values[0, 0] = BUILDING  # a default class, but the nodata value here
+    default = read_layer(vectorize_classes(write_classified(tmp_path / "d.tif", values, nodata=BUILDING),
+                                           tmp_path / "d.gpkg").output_path)
+    assert [(f["class_id"], f["area"]) for f in default] == [(ROAD, 4 * PIXEL_W * PIXEL_H)]
     with pytest.raises(ValueError, match="nodata"):
         vectorize_classes(zero_nodata, tmp_path / "z.gpkg", classes=[BUILDING])
 
