@@ -8,14 +8,15 @@ PY := $(VENV)/bin/python
 # Debian's interpreter: the only one that sees QGIS's Python bindings.
 SYSTEM_PYTHON := /usr/bin/python3
 # gdal-bin: gdal_polygonize.py, which `make bench` compares our vectorization with.
-APT_PACKAGES := python3-qgis qgis python3-venv gdal-bin
+# xvfb, xauth: a virtual display for the real-window test and `make screenshots`.
+APT_PACKAGES := python3-qgis qgis python3-venv gdal-bin xvfb xauth
 APT_STAMP := $(VENV)/.apt-ok
 PIP_STAMP := $(VENV)/.requirements-ok
 # Headless Qt for tests and scripts.
 export QT_QPA_PLATFORM := offscreen
 export XDG_RUNTIME_DIR := /tmp/runtime-$(shell id -u)
 
-.PHONY: setup test package demo bench bench-quick train evaluate clean qt6-check
+.PHONY: setup test package demo bench bench-quick train evaluate clean qt6-check screenshots
 
 setup: $(PIP_STAMP)
 
@@ -47,6 +48,10 @@ $(QT6_STAMP): requirements-qt6.txt | $(APT_STAMP)
 	@touch $@
 qt6-check: $(QT6_STAMP)
 	$(QT6_VENV)/bin/python -m tools.qt6_check
+
+# docs/dock.png and docs/qgis_window.png from QGIS in a virtual display (tests never write docs/).
+screenshots: setup package
+	$(PY) -m tools.screenshots --zip dist/dubai_segmenter.zip --out docs
 
 package: setup
 	$(PY) -m tools.package_plugin dist/dubai_segmenter.zip

@@ -47,6 +47,10 @@ from .run_parameters import RunInputs, run_parameters
 from .run_results import add_output_layers, summary_rows
 
 
+#: How long the dock watches QGIS's message bar for a "Task failed" notice after a cancel.
+_NOTICE_WATCH_MS = 3000
+
+
 class SegmenterDock(QgsDockWidget):
     """Panel from which an analyst runs a segmentation on a raster layer."""
 
@@ -282,9 +286,7 @@ class SegmenterDock(QgsDockWidget):
             self.view.progress_bar.setValue(0)
             if CANCELLED_MESSAGE not in self.view.messages.toPlainText():
                 self.view.show_message(CANCELLED_MESSAGE, False)
-            # QGIS reports every task that ends without success as "Task failed" in its
-            # message bar; a cancel is not a failure, so that notice is taken back.
-            QTimer.singleShot(0, lambda: self._withdraw_task_failed(description))
+            self._withdraw_task_failed(description)
             return
         if not ok or not results:
             self.view.show_message("The run failed (see the messages above).", True)
@@ -298,12 +300,24 @@ class SegmenterDock(QgsDockWidget):
                                                 level=Qgis.MessageLevel.Success, duration=5)
 
     def _withdraw_task_failed(self, description: str) -> None:
+        """Take back QGIS's "Task failed" notice for this task: a cancel is not a failure.
+
+        QGIS shows that notice for every task that ends without success and ran for more
+        than a few seconds; it may arrive just before or just after this call, so the
+        bar is cleaned now and watched for a moment.
+        """
         bar = self.iface.messageBar() if self.iface is not None else None
         if bar is None:
             return
-        for item in list(bar.items()):
-            if item.text() == description and "fail" in item.title().lower():
-                bar.popWidget(item)
+
+        def withdraw(*_) -> None:
+            for item in list(bar.items()):
+                if item.text() == description and "fail" in item.title().lower():
+                    bar.popWidget(item)
+
+        withdraw()
+        bar.widgetAdded.connect(withdraw)
+        QTimer.singleShot(_NOTICE_WATCH_MS, lambda: bar.widgetAdded.disconnect(withdraw))
 
     def shutdown(self) -> None:
         """Called when the plugin unloads: stop a running engine or pip rather than orphan it."""
