@@ -14,8 +14,8 @@ import time
 import traceback
 
 from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer
-from qgis.PyQt.QtCore import QCoreApplication, QTimer
-from qgis.PyQt.QtGui import QImage
+from qgis.PyQt.QtCore import QCoreApplication, QRect, QTimer
+from qgis.PyQt.QtGui import QImage, QPainter
 from qgis.PyQt.QtWidgets import QScrollArea
 from qgis.utils import iface, loadPlugin, plugins, startPlugin
 
@@ -52,6 +52,20 @@ def save_png(widget, name):
     """A palette PNG: screenshots of a GUI have few colours, and stay small that way."""
     image = widget.grab().toImage().convertToFormat(QImage.Format.Format_Indexed8)
     image.save(os.path.join(OUT, name), "PNG")
+
+
+def save_whole_panel(dock, name):
+    """The panel's whole form (as if the dock were tall enough) above its pinned Run bar."""
+    view = dock.view
+    form = view.body.grab()
+    bar = view.grab(QRect(0, view.scroll.height(), view.width(), view.height() - view.scroll.height()))
+    image = QImage(view.width(), form.height() + bar.height(), QImage.Format.Format_RGB32)
+    image.fill(view.palette().window().color())
+    painter = QPainter(image)
+    painter.drawPixmap(0, 0, form)
+    painter.drawPixmap(0, form.height(), bar)
+    painter.end()
+    image.convertToFormat(QImage.Format.Format_Indexed8).save(os.path.join(OUT, name), "PNG")
 
 
 def layout_of(dock):
@@ -145,6 +159,7 @@ def run():
     iface.mapCanvas().refreshAllLayers()
     pause(3.0)
     save_png(dock, "dock.png")
+    save_whole_panel(dock, "dock_panel.png")
     save_png(window, "window.png")
     if CONFIG.get("cancel_scene"):
         critical = []

@@ -4,8 +4,8 @@
 Tests never write into docs/ (the suite must leave the checkout unchanged); this tool
 does, on request. It installs the packaged plugin into a fresh profile under Xvfb
 (tools/real_window.py), runs the dock on the bundled sample scene with MODEL (default:
-the newest model `make demo` would use), and writes docs/dock.png and
-docs/qgis_window.png, each kept under 300 kB.
+the newest model `make demo` would use), and writes docs/dock.png (the whole panel, as
+if the dock were tall enough) and docs/qgis_window.png, each kept under 300 kB.
 """
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def _shrink_window(source: Path, destination: Path) -> None:
     app = QGuiApplication.instance() or QGuiApplication([])  # noqa: F841 - QImage scaling needs one
     image = QImage(str(source)).convertToFormat(QImage.Format.Format_RGB32)
     scaled = image.scaledToWidth(WINDOW_WIDTH, Qt.TransformationMode.SmoothTransformation)
-    scaled.convertToFormat(QImage.Format.Format_Indexed8).save(str(destination), "PNG")
+    # A palette without dithering: flat GUI colours compress well, dithered noise does not.
+    flags = Qt.ImageConversionFlag.AvoidDither | Qt.ImageConversionFlag.ThresholdDither
+    scaled.convertToFormat(QImage.Format.Format_Indexed8, flags).save(str(destination), "PNG")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in result:
             sys.exit(f"error: the QGIS session failed:\n{result['error']}")
         args.out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(scratch) / "out" / "dock.png", args.out / "dock.png")
+        shutil.copyfile(Path(scratch) / "out" / "dock_panel.png", args.out / "dock.png")
         _shrink_window(Path(scratch) / "out" / "window.png", args.out / "qgis_window.png")
     for name in ("dock.png", "qgis_window.png"):
         size = (args.out / name).stat().st_size
