@@ -77,6 +77,8 @@ def gate_markdown(gate: dict[str, Any]) -> str:
         scores = gate[name]
         lines.append(f"| {name} | {scores['pixel_accuracy']:.4f} | {scores['mean_iou']:.4f} | "
                      + " | ".join(f"{v:.4f}" for v in scores["iou"].values()) + f" | {gate['seconds'][name]:.0f} |")
+    if "fp32_scores_from" in protocol:
+        lines += ["", f"float32 scores (and their time) reused from {protocol['fp32_scores_from']}."]
     worst = gate["worst_class"]
     lines += ["", f"Largest class drop: {worst['name']} {worst['iou_drop']:+.4f}."]
     lines += [f"- {failure}" for failure in gate["failures"]]
