@@ -252,7 +252,7 @@ def test_cancel_takes_effect_while_a_large_region_is_joined(tmp_path: Path, monk
     with pytest.raises(Cancelled):
         vectorize_classes(raster, tmp_path / "p.gpkg", block_rows=4,
                           cancel=lambda: bool(started) and time.monotonic() > started[0] + 0.2)
-    assert time.monotonic() - started[0] < 1.0
+    assert time.monotonic() - started[0] < 1.5
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -265,13 +265,13 @@ def test_cancel_takes_effect_while_the_geopackage_is_committed(tmp_path: Path, m
 
     started: list[float] = []
     monkeypatch.setattr(vectorize._GeoPackageLayer, "_commit_and_close",
-                        _slowed(vectorize._GeoPackageLayer._commit_and_close, 1.0, started))
+                        _slowed(vectorize._GeoPackageLayer._commit_and_close, 2.5, started))
     raster = write_classified(tmp_path / "classes.tif", scene()[0])
     before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(Cancelled):
         vectorize_classes(raster, tmp_path / "p.gpkg",
                           cancel=lambda: bool(started) and time.monotonic() > started[0] + 0.1)
-    assert time.monotonic() - started[0] < 0.6
+    assert time.monotonic() - started[0] < 1.2
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     for thread in threading.enumerate():
         if thread.name == "dubai-segmenter-cancellable":
