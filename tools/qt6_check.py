@@ -90,7 +90,7 @@ def pyqt6_findings(sources: list[Path]) -> list[str]:
         tree = ast.parse(source.read_text(), str(source))
         _mark_parents(tree)
         imported = _qt_names(tree)
-        for local, (module, attr) in imported.items():
+        for module, attr in imported.values():
             qt_module = importlib.import_module(f"PyQt6.{module}")
             if not hasattr(qt_module, attr) and attr not in QGIS_SHIM_EXTRAS.get(module, set()):
                 findings.append(f"{name}: {attr} is not in PyQt6.{module}")

@@ -19,7 +19,8 @@ from qgis.PyQt.QtGui import QImage, QPainter
 from qgis.PyQt.QtWidgets import QScrollArea
 from qgis.utils import iface, loadPlugin, plugins, startPlugin
 
-CONFIG = json.loads(open(os.environ["DUBAI_SEGMENTER_WINDOW_CONFIG"], encoding="utf-8").read())
+with open(os.environ["DUBAI_SEGMENTER_WINDOW_CONFIG"], encoding="utf-8") as _config:
+    CONFIG = json.load(_config)
 OUT = CONFIG["out_dir"]
 RESULT = {"log": []}
 PLUGIN = "dubai_segmenter"

@@ -5,8 +5,8 @@ classes.json, which do not match the pixels. Class ids follow the reference proj
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 #: Class id written for pixels that have no data (outside the input's valid area).
 NODATA_CLASS = 255

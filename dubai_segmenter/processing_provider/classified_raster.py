@@ -5,8 +5,8 @@ have no rasterio); the legend comes from the engine's GDAL-only ``raster_legend`
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from osgeo import gdal

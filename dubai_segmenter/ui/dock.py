@@ -46,7 +46,6 @@ from .run_feedback import DockFeedback
 from .run_parameters import RunInputs, run_parameters
 from .run_results import add_output_layers, summary_rows
 
-
 #: How long the dock watches QGIS's message bar for a "Task failed" notice after a cancel.
 _NOTICE_WATCH_MS = 3000
 

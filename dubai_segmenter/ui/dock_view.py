@@ -11,7 +11,7 @@ the scroll area, so they are visible however tall the form is; rarely changed se
 from __future__ import annotations
 
 import html
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from qgis.gui import (
     QgsCollapsibleGroupBox,

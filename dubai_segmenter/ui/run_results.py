@@ -6,7 +6,7 @@ engine from the model's metadata), so a model with any classes is shown right.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer, QgsVectorLayer
 
