@@ -51,7 +51,7 @@ qt6-check: $(QT6_STAMP)
 
 # docs/dock.png and docs/qgis_window.png from QGIS in a virtual display (tests never write docs/).
 screenshots: setup package
-	$(PY) -m tools.screenshots --zip dist/dubai_segmenter.zip --out docs
+	$(PY) -m tools.screenshots --zip dist/dubai_segmenter.zip --out docs $(if $(MODEL),--model "$(MODEL)")
 
 package: setup
 	$(PY) -m tools.package_plugin dist/dubai_segmenter.zip
