@@ -6,16 +6,18 @@ output folder; every scene becomes ``OUT_DIR/<name>.tif``. The model is opened o
 uploaded to the cluster once). A scene that fails is reported with its reason and the
 others go on; the exit code says whether all of them succeeded. With ``--cluster`` or
 ``--scheduler`` the chunks of all scenes are spread over the workers
-(``engine/distributed``); polygons (single scene only) are then traced here, on the
-client, from the assembled raster with the same vectorizer as a local run.
+(``engine/distributed``); polygons (single scene only) are then made by the same
+vectorizer as a local run, its strips of rows traced on the workers
+(``distributed/polygons.py``) and the seams joined here.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from dubai_segmenter.engine.cli import (
     EXIT_FAILED,
@@ -132,19 +134,29 @@ def _one_after_another(args, scenes, outputs, metadata, options, progress, cance
     return outcomes
 
 
-def _on_cluster(args, scenes, outputs, metadata, options, progress, cancel) -> list[Outcome]:
-    """Every scene on the cluster (``--cluster local[:N]`` or ``--scheduler ADDRESS``)."""
-    from dubai_segmenter.engine.distributed.cluster import connect
-    from dubai_segmenter.engine.distributed.run import Scene, segment_scenes
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace, progress: _Progress) -> Iterator:
+    """The Dask client of a cluster run (``--cluster local[:N]`` or ``--scheduler ADDRESS``)."""
+    from dubai_segmenter.engine.distributed.cluster import ClusterError, connect
 
     if args.backend not in ("auto", "onnx"):
         raise UsageError(f"on a cluster the workers run the ONNX export (ONNX Runtime); --backend {args.backend} "
                          "does not apply there: leave it out or use --backend onnx")
-    jobs = [Scene(scene, output) for scene, output in zip(scenes, outputs)]
     progress(0.0, "starting the cluster" if args.cluster else f"connecting to {args.scheduler}")
     try:
         with connect(args.cluster, args.scheduler) as client:
-            segment_scenes(client, jobs, args.model, options, args.chunk, progress, cancel)
+            yield client
+    except ClusterError as error:
+        raise UsageError(str(error)) from error
+
+
+def _on_cluster(client, args, scenes, outputs, metadata, options, progress, cancel) -> list[Outcome]:
+    """Every scene on the cluster behind ``client``."""
+    from dubai_segmenter.engine.distributed.run import Scene, segment_scenes
+
+    jobs = [Scene(scene, output) for scene, output in zip(scenes, outputs)]
+    try:
+        segment_scenes(client, jobs, args.model, options, args.chunk, progress, cancel)
     except ValueError as error:  # ClusterError, or a model the workers cannot run (no ONNX export)
         raise UsageError(str(error)) from error
     return [
@@ -183,23 +195,30 @@ def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel
     )
     out_vector = checked["out_vector"]
     share = SEGMENT_SHARE_WITH_VECTORS if out_vector else 1.0
-    run = _on_cluster if args.cluster or args.scheduler else _one_after_another
-    outcomes = run(args, scenes, outputs, checked["metadata"], options, sub_progress(progress, 0.0, share), cancel)
-    failed = [(scene, error) for scene, (_, error) in zip(scenes, outcomes) if error is not None]
-    if not many and failed:
-        raise failed[0][1]  # one scene: its error is the run's error, with the usual exit code
-    polygons = None
-    if out_vector is not None:
-        from dubai_segmenter.engine.vectorize import vectorize_classes
+    on_cluster = bool(args.cluster or args.scheduler)
+    with _cluster(args, progress) if on_cluster else contextlib.nullcontext() as client:
+        segmenting = (args, scenes, outputs, checked["metadata"], options, sub_progress(progress, 0.0, share), cancel)
+        outcomes = _on_cluster(client, *segmenting) if on_cluster else _one_after_another(*segmenting)
+        failed = [(scene, error) for scene, (_, error) in zip(scenes, outcomes) if error is not None]
+        if not many and failed:
+            raise failed[0][1]  # one scene: its error is the run's error, with the usual exit code
+        polygons = None
+        if out_vector is not None:
+            from dubai_segmenter.engine.vectorize import vectorize_classes
 
-        try:
-            polygons = vectorize_classes(
-                outputs[0], out_vector, classes=checked["classes"], min_area=args.min_area, simplify=args.simplify,
-                progress=sub_progress(progress, share, 1.0), cancel=cancel,
-            )
-        except BaseException:
-            _remove_outputs(outputs[0])
-            raise
+            tracer = None
+            if on_cluster:  # strips traced on the workers, seams joined here (distributed/polygons.py)
+                from dubai_segmenter.engine.distributed.polygons import trace_on_cluster
+
+                tracer = trace_on_cluster(client)
+            try:
+                polygons = vectorize_classes(
+                    outputs[0], out_vector, classes=checked["classes"], min_area=args.min_area, simplify=args.simplify,
+                    progress=sub_progress(progress, share, 1.0), cancel=cancel, tracer=tracer,
+                )
+            except BaseException:
+                _remove_outputs(outputs[0])
+                raise
     progress.close()
     for summary, _ in outcomes:
         if summary is not None:

@@ -9,9 +9,10 @@ writes the GeoPackage.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,7 @@ from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
 from .classes import ClassInfo, default_vector_classes
-from .polygon_strips import Regions, SeamJoiner, canonical_polygons, run_cancellable, trace_strip
+from .polygon_strips import Regions, SeamJoiner, Strip, canonical_polygons, run_cancellable, trace_strip
 from .progress import CancelCheck, ProgressCallback, check_cancelled, report
 from .raster_legend import raster_classes
 
@@ -39,6 +40,12 @@ _FEATURES_PER_CANCEL_CHECK = 2_000
 # time, so a strip of a fragmented map (150,000 regions) never runs long without a cancel check.
 _REGIONS_PER_BATCH = 20_000
 _FIELDS = (("class_id", "OFTInteger"), ("class_name", "OFTString"), ("area", "OFTReal"), ("perimeter", "OFTReal"))
+
+#: A strip's pixels as ``trace_strip`` takes them: class values, selected pixels, first row.
+StripPixels = tuple[np.ndarray, np.ndarray, int]
+#: Traces strips given in order and yields their ``Strip`` in the same order (here in this
+#: process, or on a Dask cluster: ``distributed.polygons.trace_on_cluster``).
+StripTracer = Callable[[Iterator[StripPixels], "CancelCheck | None"], Iterator[Strip]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ def vectorize_classes(
     cancel: CancelCheck | None = None,
     *,
     block_rows: int | None = None,
+    tracer: StripTracer | None = None,
 ) -> VectorizeResult:
     """Write one polygon per 4-connected region of each chosen class to ``output_gpkg``.
 
@@ -72,6 +80,8 @@ def vectorize_classes(
     tolerance applied to each polygon on its own, so neighbouring polygons may no longer
     share their edge exactly. Pixels equal to the raster's nodata value (255 for our
     rasters) never become polygons. ``block_rows`` overrides the rows read at a time.
+    ``tracer`` traces the strips somewhere else (a Dask cluster); the seams are joined and
+    the file written here either way, so the polygons are the same.
     The GeoPackage appears only when complete; cancelling raises ``Cancelled``.
     """
     started = time.perf_counter()
@@ -88,11 +98,6 @@ def vectorize_classes(
         chosen = _choose_classes(source, classes, table, raster.nodata)
         rows = block_rows or _default_block_rows(raster)
         counts = dict.fromkeys(chosen, 0)
-        # A mask band or alpha is read; a nodata value only when it is one of the chosen
-        # classes (only possible with the default classes), as otherwise it is never chosen.
-        flags = raster.mask_flag_enums[0]
-        masked = MaskFlags.all_valid not in flags and (flags != [MaskFlags.nodata] or raster.nodata in chosen)
-        chosen_of = _class_selector(np.dtype(raster.dtypes[0]), chosen)
         pixel_area = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d)
         joiner = SeamJoiner(raster.height, min_pixels=min_area / pixel_area)
         report(progress, 0.0, f"vectorizing {raster.height} rows")
@@ -100,18 +105,12 @@ def vectorize_classes(
         # hundreds of MB that follow the raster's area. Each strip's tiles are read once
         # (and again for a mask band), so two strips' worth is all it needs.
         strip_bytes = rows * raster.width * np.dtype(raster.dtypes[0]).itemsize
+        pixels = strip_pixels(raster, rows, chosen, cancel)
         with rasterio.Env(GDAL_CACHEMAX=max(_MIN_CACHE_BYTES, 2 * strip_bytes)), \
-                _GeoPackageLayer(output, layer_name, raster.crs, cancel) as layer:
-            for row0 in range(0, raster.height, rows):
-                check_cancelled(cancel)
-                row1 = min(row0 + rows, raster.height)
-                window = Window(0, row0, raster.width, row1 - row0)
-                values = raster.read(1, window=window)
-                selected = chosen_of(values)
-                if masked:
-                    selected &= raster.read_masks(1, window=window) > 0
-                strip = trace_strip(values, selected, row0, cancel)
-                del values, selected
+                _GeoPackageLayer(output, layer_name, raster.crs, cancel) as layer, \
+                contextlib.closing((tracer or trace_in_turn)(pixels, cancel)) as strips:
+            for strip in strips:
+                row1 = strip.row1
                 regions = joiner.add(strip, cancel)
                 del strip
                 for batch in regions.batches(_REGIONS_PER_BATCH):
@@ -121,6 +120,38 @@ def vectorize_classes(
                 report(progress, row1 / raster.height, f"vectorized rows {row1} of {raster.height}")
             check_cancelled(cancel)
     return VectorizeResult(output, layer_name, counts, time.perf_counter() - started)
+
+
+def strip_pixels(
+    raster: rasterio.io.DatasetReader, rows: int, chosen: Sequence[int], cancel: CancelCheck | None = None
+) -> Iterator[StripPixels]:
+    """The raster ``rows`` rows at a time, top to bottom, as ``trace_strip`` takes them: values,
+    and selected pixels (a chosen class, and valid by the mask band, alpha or nodata value)."""
+    # A mask band or alpha is read; a nodata value only when it is one of the chosen
+    # classes (only possible with the default classes), as otherwise it is never chosen.
+    flags = raster.mask_flag_enums[0]
+    masked = MaskFlags.all_valid not in flags and (flags != [MaskFlags.nodata] or raster.nodata in chosen)
+    chosen_of = _class_selector(np.dtype(raster.dtypes[0]), chosen)
+    for row0 in range(0, raster.height, rows):
+        check_cancelled(cancel)
+        # Handed on without a name here, so this generator holds no strip while it waits.
+        yield _read_strip(raster, Window(0, row0, raster.width, min(rows, raster.height - row0)), chosen_of, masked)
+
+
+def _read_strip(
+    raster: rasterio.io.DatasetReader, window: Window, chosen_of: Callable[[np.ndarray], np.ndarray], masked: bool
+) -> StripPixels:
+    values = raster.read(1, window=window)
+    selected = chosen_of(values)
+    if masked:
+        selected &= raster.read_masks(1, window=window) > 0
+    return values, selected, int(window.row_off)
+
+
+def trace_in_turn(pixels: Iterator[StripPixels], cancel: CancelCheck | None = None) -> Iterator[Strip]:
+    """The default ``StripTracer``: each strip traced here, one after another (``map`` keeps
+    no reference to a strip's pixels or pieces once handed on, so memory stays one strip)."""
+    yield from map(lambda item: trace_strip(*item, cancel), pixels)
 
 
 def _check_options(

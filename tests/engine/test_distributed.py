@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 import pytest
 import rasterio
+import shapely
 from onnx import TensorProto, helper, numpy_helper
 from osgeo import gdal
 from rasterio.windows import Window
@@ -314,7 +315,7 @@ def test_ctrl_c_on_a_local_cluster_exits_3_and_leaves_nothing(model, tmp_path):
 
 
 def test_polygons_of_a_cluster_run_are_those_of_a_local_run(client, scenes, model, tmp_path, capsys):
-    """--out-vector on a cluster: the assembled raster is vectorized on the client."""
+    """--out-vector on a cluster: strips of the assembled raster traced on the workers, seams joined here."""
     from osgeo import ogr
 
     from dubai_segmenter.engine.cli import EXIT_OK, main
@@ -330,6 +331,44 @@ def test_polygons_of_a_cluster_run_are_those_of_a_local_run(client, scenes, mode
         assert code == EXIT_OK, capsys.readouterr().err
     local, cluster = features(tmp_path / "local.gpkg"), features(tmp_path / "cluster.gpkg")
     assert cluster == local and len(local) > 10
+
+
+def test_strips_traced_on_the_workers_give_the_polygons_of_a_local_vectorize(client, tmp_path, monkeypatch):
+    """Regions across seams (strips of 7 rows), holes, nodata and min-area: the same features."""
+    from dubai_segmenter.engine import vectorize
+    from dubai_segmenter.engine.distributed.polygons import trace_on_cluster
+    from tests.engine.test_vectorize import PIXEL_H, PIXEL_W, read_layer, write_classified
+
+    rng = np.random.default_rng(4)  # blobs of 3 x 3 (classes 0-2 chosen, 3 not), one-pixel holes, nodata
+    values = np.kron(rng.integers(0, 4, (30, 20)), np.ones((3, 3), np.uint8)).astype(np.uint8)
+    values[rng.random(values.shape) < 0.1] = 3
+    values[rng.random(values.shape) < 0.03] = 255
+    raster = write_classified(tmp_path / "classes.tif", values)
+    min_area = 4 * PIXEL_W * PIXEL_H
+
+    def features(path):
+        return sorted((f["class_id"], f["class_name"], f["area"], f["perimeter"], f["geometry"].wkb) for f in read_layer(path))
+
+    local = vectorize.vectorize_classes(raster, tmp_path / "local.gpkg", classes=[0, 1, 2], min_area=min_area)
+    every = vectorize.vectorize_classes(raster, tmp_path / "every.gpkg", classes=[0, 1, 2])
+
+    def not_here(*_):
+        raise AssertionError("a strip was traced on the client")
+
+    monkeypatch.setattr(vectorize, "trace_strip", not_here)
+    fractions = []
+    cluster = vectorize.vectorize_classes(raster, tmp_path / "cluster.gpkg", classes=[0, 1, 2], min_area=min_area,
+                                          block_rows=7, tracer=trace_on_cluster(client, in_flight=3),
+                                          progress=lambda f, m: fractions.append(f))
+    expected = features(local.output_path)
+    assert features(cluster.output_path) == expected and cluster.polygon_counts == local.polygon_counts
+    assert fractions[-1] == 1.0 and len(fractions) > 10
+    geometries = [shapely.from_wkb(f[-1]) for f in expected]
+    assert any(g.interiors for g in geometries)  # holes
+    assert sum(g.bounds[3] - g.bounds[1] > 7 * PIXEL_H for g in geometries) > 5  # across seams
+    assert sum(every.polygon_counts.values()) > sum(local.polygon_counts.values())  # min-area dropped some
+    with rasterio.open(raster) as source:
+        assert (source.read(1) == 255).any()  # nodata pixels
 
 
 def test_a_scheduler_without_workers_is_bad_input_in_one_sentence(scenes, model, tmp_path, capsys, monkeypatch):
