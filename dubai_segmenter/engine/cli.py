@@ -577,8 +577,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.hold = held.enter_context
             run = _segment if args.command == "segment" else _vectorize
             return run(args, progress, cancel)
-    except Cancelled:
-        return _fail(EXIT_CANCELLED, "cancelled: no output was written", progress, debug)
+    except Cancelled as error:
+        from dubai_segmenter.engine.many_scenes import ScenesCancelled  # says which scenes were kept
+
+        said = str(error) if isinstance(error, ScenesCancelled) else "cancelled: no output was written"
+        return _fail(EXIT_CANCELLED, said, progress, debug)
     except (UsageError, RasterInputError, OutputPathError, ModelFileError, OutputBusyError) as error:
         return _fail(EXIT_BAD_INPUT, str(error), progress, debug)
     except MemoryError:

@@ -32,6 +32,24 @@ from dubai_segmenter.engine.progress import Cancelled, sub_progress
 
 #: What a folder given as input contributes: files with these suffixes (not hidden ones).
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
+#: Kept outputs named in the message of a cancelled run; more are counted.
+_NAMED_WHEN_CANCELLED = 10
+
+
+class ScenesCancelled(Cancelled):
+    """A run of many scenes cancelled midway: its message says which scenes were finished
+    and kept (they are complete files) and how many were not written."""
+
+    @classmethod
+    def after(cls, kept: Sequence[Path], total: int) -> "ScenesCancelled":
+        if not kept:
+            return cls(f"cancelled: none of the {total} scenes was finished; no output was written")
+        names = ", ".join(str(path) for path in kept[:_NAMED_WHEN_CANCELLED])
+        if len(kept) > _NAMED_WHEN_CANCELLED:
+            names += f" and {len(kept) - _NAMED_WHEN_CANCELLED} more"
+        rest = total - len(kept)
+        return cls(f"cancelled: {len(kept)} of {total} scenes finished and kept ({names}); "
+                   f"the other {rest} {'was' if rest == 1 else 'were'} not written")
 
 
 def expand_inputs(arguments: Sequence[str]) -> tuple[list[Path], bool]:
@@ -103,8 +121,9 @@ def _check_model_args(args: argparse.Namespace) -> dict:
 Outcome = tuple["str | None", "BaseException | None"]
 
 
-def _one_after_another(args, scenes, outputs, metadata, options, progress, cancel) -> list[Outcome]:
-    """Every scene through ``segment_raster`` in this process, with the model opened once."""
+def _one_after_another(args, scenes, outputs, metadata, options, progress, cancel, kept) -> list[Outcome]:
+    """Every scene through ``segment_raster`` in this process, with the model opened once
+    (``kept`` receives each finished output, for a truthful message if the run is cancelled)."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -130,6 +149,7 @@ def _one_after_another(args, scenes, outputs, metadata, options, progress, cance
         except Exception as error:  # this scene's problem; the next one may be fine
             outcomes.append((None, error))
             continue
+        kept.append(result.output_path)
         outcomes.append((_summary(result.output_path, result.class_pixel_counts, metadata.classes, result.seconds), None))
     return outcomes
 
@@ -150,13 +170,16 @@ def _cluster(args: argparse.Namespace, progress: _Progress) -> Iterator:
         raise UsageError(str(error)) from error
 
 
-def _on_cluster(client, args, scenes, outputs, metadata, options, progress, cancel) -> list[Outcome]:
-    """Every scene on the cluster behind ``client``."""
+def _on_cluster(client, args, scenes, outputs, metadata, options, progress, cancel, kept) -> list[Outcome]:
+    """Every scene on the cluster behind ``client`` (``kept``: as ``_one_after_another``)."""
     from dubai_segmenter.engine.distributed.run import Scene, segment_scenes
 
     jobs = [Scene(scene, output) for scene, output in zip(scenes, outputs)]
     try:
         segment_scenes(client, jobs, args.model, options, args.chunk, progress, cancel)
+    except Cancelled:  # scenes assembled before the cancel stay written
+        kept += [job.output_path for job in jobs if job.result is not None]
+        raise
     except ValueError as error:  # ClusterError, or a model the workers cannot run (no ONNX export)
         raise UsageError(str(error)) from error
     return [
@@ -169,6 +192,7 @@ def _on_cluster(client, args, scenes, outputs, metadata, options, progress, canc
 def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
     """``segment`` with several inputs (``--out-dir``) and/or on a cluster; returns the exit code."""
     from dubai_segmenter.engine.cli import _remove_outputs
+    from dubai_segmenter.engine.output_claim import claimed
     from dubai_segmenter.engine.segment import SegmentOptions
 
     scenes, many = expand_inputs(args.inputs)
@@ -195,10 +219,17 @@ def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel
     )
     out_vector = checked["out_vector"]
     share = SEGMENT_SHARE_WITH_VECTORS if out_vector else 1.0
+    args.hold(claimed([*outputs, out_vector]))  # one writer per output, as a single run (output_claim.py)
     on_cluster = bool(args.cluster or args.scheduler)
+    kept: list[Path] = []
     with _cluster(args, progress) if on_cluster else contextlib.nullcontext() as client:
-        segmenting = (args, scenes, outputs, checked["metadata"], options, sub_progress(progress, 0.0, share), cancel)
-        outcomes = _on_cluster(client, *segmenting) if on_cluster else _one_after_another(*segmenting)
+        segmenting = (args, scenes, outputs, checked["metadata"], options, sub_progress(progress, 0.0, share), cancel, kept)
+        try:
+            outcomes = _on_cluster(client, *segmenting) if on_cluster else _one_after_another(*segmenting)
+        except Cancelled as error:
+            if many:
+                raise ScenesCancelled.after(kept, len(scenes)) from error
+            raise
         failed = [(scene, error) for scene, (_, error) in zip(scenes, outcomes) if error is not None]
         if not many and failed:
             raise failed[0][1]  # one scene: its error is the run's error, with the usual exit code

@@ -2,11 +2,16 @@
 """``segment`` with several inputs, a folder or a glob and --out-dir, in this process."""
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 import rasterio
 
-from dubai_segmenter.engine.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from dubai_segmenter.engine import segment
+from dubai_segmenter.engine.cli import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, main
+from dubai_segmenter.engine.output_claim import claimed
 from dubai_segmenter.engine.predictors import open_predictor
 from dubai_segmenter.engine.segment import segment_raster
 from tests.engine.rasters import write_raster
@@ -86,3 +91,38 @@ def test_a_model_without_onnx_export_is_refused_for_a_cluster(folder, colour_mod
     errors = [line for line in err.splitlines() if line.startswith("ERROR: ")]
     assert len(errors) == 1 and "export-onnx" in errors[0], err
     assert list(out.iterdir()) == []
+
+
+def test_cancelled_midway_says_which_scenes_were_finished_and_kept(folder, model, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the second scene runs: the first is complete and stays, the others are not written."""
+    (folder / "west.tif").write_bytes((folder / "south.tif").read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    real, started = segment.segment_raster, []
+
+    def ctrl_c_at_the_second_scene(*args, **kwargs):
+        started.append(args[0])
+        if len(started) == 2:
+            signal.raise_signal(signal.SIGINT)  # to the command's own handler, as a Ctrl-C
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(segment, "segment_raster", ctrl_c_at_the_second_scene)
+    code, _, err = run(capsys, "segment", folder, "--model", model, "--out-dir", out, "--progress", "none")
+    assert code == EXIT_CANCELLED and len(started) == 2
+    assert err.strip().splitlines()[-1] == (
+        f"ERROR: cancelled: 1 of 3 scenes finished and kept ({out / 'north.tif'}); the other 2 were not written")
+    assert sorted(p.name for p in out.iterdir()) == ["north.tif", "north.tif.aux.xml"]
+    with rasterio.open(out / "north.tif") as written:  # complete: every pixel classified
+        assert written.read(1).max() < 255
+
+
+def test_an_output_another_run_is_writing_is_refused_before_any_scene_runs(folder, model, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    with claimed([out / "south.tif"]):  # as a live run writing it holds it
+        code, _, err = run(capsys, "segment", folder, "--model", model, "--out-dir", out)
+        assert sorted(p.name for p in out.iterdir()) == [".south.tif.claim"]
+    assert code == EXIT_BAD_INPUT
+    assert err.strip().splitlines() == [
+        f"ERROR: output {out / 'south.tif'} is being written by another dubai_segmenter run (process {os.getpid()}); "
+        "wait for it to finish or cancel it, or choose another output path"]
