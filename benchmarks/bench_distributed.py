@@ -10,6 +10,11 @@ Reported: wall time, seconds per tile run per thread (the rate a worker core ach
 peak RSS (per worker on the cluster), whether the two outputs are identical, and the
 modelled time of a 100,000 x 100,000 mosaic (default 8192-px chunks; the duplicate tiles
 counted exactly from the grid) on N workers at the measured per-worker rate.
+
+Polygons: ``vectorize_classes`` of a fragmented classified raster (``bench_vectorize``'s
+blurred noise, all classes), its strips traced in this process, then on the cluster's two
+workers (``trace_on_cluster``; seams joined and the GeoPackage written here either way),
+and whether the two GeoPackages hold the same features.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from benchmarks.bench_segment import write_synthetic_raster
 from benchmarks.common import measure_command
 
 FULL_SIZE, QUICK_SIZE = 1536, 1024
+POLYGONS_FULL, POLYGONS_QUICK = 3000, 1000  # side of the fragmented classified raster
 MOSAIC = 100_000
 MODELLED_WORKERS = (1, 8, 32, 128)
 
@@ -77,6 +83,7 @@ def run(quick: bool) -> list[dict[str, object]]:
             (scene,) = segment_scenes(client, [Scene(raster, folder / "cluster.tif")], model, chunk=chunk)
             seconds = time.perf_counter() - started
             rss = client.run(_peak_rss_mb)
+            polygons = polygon_rows(client, folder, POLYGONS_QUICK if quick else POLYGONS_FULL)
         if scene.error is not None:
             raise RuntimeError(scene.error)
         with rasterio.open(folder / "single.tif") as a, rasterio.open(folder / "cluster.tif") as b:
@@ -96,4 +103,35 @@ def run(quick: bool) -> list[dict[str, object]]:
             "tile_runs": f"{mosaic_runs} (+{100 * (mosaic_runs / mosaic_tiles - 1):.1f} % over {mosaic_tiles})",
             "s_per_tile_per_thread": round(per_run, 2), "peak_rss_mb_per_process": "", "identical": "",
         })
-    return rows
+    return rows + polygons
+
+
+def _features(gpkg: Path) -> list[tuple]:
+    """Every feature's fields and WKB geometry, sorted (read in bulk through OGR's Arrow stream)."""
+    from osgeo import ogr
+
+    dataset = ogr.Open(str(gpkg))
+    layer = dataset.GetLayer(0)
+    features = []
+    for batch in layer.GetArrowStreamAsNumPy(options=["USE_MASKED_ARRAYS=NO"]):
+        features += zip(batch["class_id"].tolist(), batch["area"].tolist(), batch["perimeter"].tolist(),
+                        (bytes(g) for g in batch[layer.GetGeometryColumn()]))
+    return sorted(features)
+
+
+def polygon_rows(client, folder: Path, size: int) -> list[dict[str, object]]:
+    """The polygons of one fragmented raster with strips traced here, then on the workers."""
+    from benchmarks.bench_vectorize import CLASS_IDS, make_classified_raster
+    from dubai_segmenter.engine.distributed.polygons import trace_on_cluster
+    from dubai_segmenter.engine.vectorize import vectorize_classes
+
+    raster = make_classified_raster(folder / "fragmented.tif", "fragmented", size)
+    local = vectorize_classes(raster, folder / "local.gpkg", classes=CLASS_IDS)
+    cluster = vectorize_classes(raster, folder / "cluster.gpkg", classes=CLASS_IDS, tracer=trace_on_cluster(client))
+    same = _features(local.output_path) == _features(cluster.output_path)
+    return [
+        {"benchmark": f"polygons {size}^2 fragmented, {where}", "wall_s": round(result.seconds, 1),
+         "polygons": sum(result.polygon_counts.values()), "same_features": "" if result is local else
+         ("yes" if same else "NO")}
+        for where, result in (("strips traced here", local), ("strips traced on 2 workers", cluster))
+    ]
