@@ -191,15 +191,23 @@ def test_a_processing_resolution_gives_the_single_process_file(client, scenes, m
 
 
 def test_a_scene_whose_tasks_fail_is_reported_and_the_others_are_written(client, scenes, references, model, tmp_path):
-    """A truncated GeoTIFF: its header opens on the client, its pixels fail on the workers."""
-    truncated = write_raster(tmp_path / "truncated.tif", np.ones((3, 300, 300), np.uint8), tiled=True,
-                             blockxsize=64, blockysize=64, compress="deflate")
-    os.truncate(truncated, os.path.getsize(truncated) // 2)
+    """A GeoTIFF with one corrupted block: its header and block table pass on the client, the
+    block fails to decode on a worker. (A truncated file is refused on the client already.)"""
+    damaged = write_raster(tmp_path / "damaged.tif", np.ones((3, 300, 300), np.uint8), tiled=True,
+                           blockxsize=64, blockysize=64, compress="deflate", interleave="band")
+    dataset = gdal.Open(str(damaged))
+    offset = int(dataset.GetRasterBand(1).GetMetadataItem("BLOCK_OFFSET_3_3", "TIFF"))
+    size = int(dataset.GetRasterBand(1).GetMetadataItem("BLOCK_SIZE_3_3", "TIFF"))
+    dataset = None
+    with open(damaged, "r+b") as file:
+        file.seek(offset)
+        file.write(b"\xff" * size)  # not a deflate stream
     broken, good = segment_scenes(
-        client, [Scene(truncated, tmp_path / "broken.tif"), Scene(scenes["small"], tmp_path / "small.tif")],
+        client, [Scene(damaged, tmp_path / "broken.tif"), Scene(scenes["small"], tmp_path / "small.tif")],
         model, SegmentOptions(confidence=True), chunk=100,
     )
-    assert "RasterioIOError" in broken.error and not broken.output_path.exists()
+    assert f"{damaged} is damaged: rows " in broken.error and "could not be read" in broken.error
+    assert not broken.output_path.exists()
     assert list(tmp_path.glob(".broken.tif.parts-*"))  # its finished parts are kept for a rerun
     assert good.error is None
     assert_same_file(good.output_path, references["small"])
