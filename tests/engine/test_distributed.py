@@ -283,6 +283,33 @@ def test_command_line_with_a_scheduler_matches_and_reports_a_failed_scene(client
     assert sorted(p.name for p in out.iterdir()) == ["seams.tif", "seams.tif.aux.xml", "small.tif", "small.tif.aux.xml"]
 
 
+def test_many_scenes_cancelled_on_a_cluster_keep_the_finished_one_and_say_so(client, scenes, model, tmp_path, capsys,
+                                                                            monkeypatch):
+    """Ctrl-C right after the first scene is assembled: it stays, the other leaves no output and no parts."""
+    from dubai_segmenter.engine.cli import EXIT_CANCELLED, main
+    from dubai_segmenter.engine.distributed import run
+
+    real, assembled = run._assemble, []
+
+    def ctrl_c_after_the_first_scene(scene, *args):
+        real(scene, *args)
+        assembled.append(scene.output_path)
+        if len(assembled) == 1:
+            signal.raise_signal(signal.SIGINT)  # to the command's own handler, as a Ctrl-C
+
+    monkeypatch.setattr(run, "_assemble", ctrl_c_after_the_first_scene)
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["segment", str(scenes["seams"]), str(scenes["small"]), "--model", str(model), "--out-dir", str(out),
+                 "--scheduler", client.scheduler.address, "--chunk", "100", "--progress", "none"])
+    err = capsys.readouterr().err
+    assert code == EXIT_CANCELLED and len(assembled) == 1
+    (kept,) = assembled
+    assert err.strip().splitlines()[-1] == (
+        f"ERROR: cancelled: 1 of 2 scenes finished and kept ({kept}); the other 1 was not written")
+    assert sorted(p.name for p in out.iterdir()) == [kept.name, f"{kept.name}.aux.xml"]
+
+
 def test_an_unreachable_scheduler_is_bad_input_in_one_sentence(scenes, model, tmp_path, capsys, monkeypatch):
     from dubai_segmenter.engine.cli import EXIT_BAD_INPUT, main
     from dubai_segmenter.engine.distributed import cluster
