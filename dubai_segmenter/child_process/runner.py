@@ -15,14 +15,10 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from ..engine.contract import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK
 from ..engine.output_claim import claim_path, read_claim
 from ..engine.temporary_names import remove, temporaries_of
 from .interpreter import PLUGIN_DIR
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_CANCELLED = 3
 
 #: Seconds the engine gets to stop after SIGTERM before it is killed.
 TERMINATE_GRACE_SECONDS = 15.0

@@ -21,9 +21,17 @@ import traceback
 from pathlib import Path
 from typing import Callable, Iterator, NoReturn, Sequence
 
-from dubai_segmenter.engine.classes import ClassInfo
+from dubai_segmenter.engine.classes import DEFAULT_VECTOR_KEYS, ClassInfo
+from dubai_segmenter.engine.contract import (
+    BACKENDS,
+    EXIT_BAD_INPUT,
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    POLYGON_SUFFIX,
+    TTA_MODES,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 3
 #: Share of the progress bar for inference when polygons follow (vectorizing is much faster).
 SEGMENT_SHARE_WITH_VECTORS = 0.9
 #: --progress lines: at most one line per this many seconds unless the percentage moved by 0.1.
@@ -87,7 +95,7 @@ def _add_vector_options(parser: argparse.ArgumentParser) -> None:
         "--classes",
         metavar="LIST",
         help="classes to turn into polygons, by name or id, comma-separated "
-        "(default: building,road,water when the model has them, else all but catch-alls). "
+        f"(default: {','.join(DEFAULT_VECTOR_KEYS)} when the model has them, else all but catch-alls). "
         "Names are the first word of the class name in lower case",
     )
     parser.add_argument(
@@ -177,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.add_argument(
         "--backend",
-        choices=("auto", "tf", "onnx", "int8"),
+        choices=BACKENDS,
         default="auto",
         help="what computes the model: auto (best available: int8 only where the CPU has VNNI/AMX-INT8 and "
         "the int8 export passed its accuracy gate), tf (TensorFlow), onnx (ONNX Runtime, float32), "
@@ -185,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.add_argument(
         "--tta",
-        choices=("none", "flips"),
+        choices=TTA_MODES,
         default="none",
         help="test-time augmentation: none (fast), or flips (average the class probabilities over the "
         "tile and its 3 flips before blending; about 4x the time)",
@@ -378,8 +386,8 @@ def _check_segment_args(args: argparse.Namespace) -> dict:
     out_vector, classes = None, None
     if args.out_vector:
         out_vector = check_output_path(args.out_vector, args.input)
-        if out_vector.suffix.lower() != ".gpkg":
-            raise UsageError(f"--out-vector {out_vector}: polygons are written as a GeoPackage, use a .gpkg name")
+        if out_vector.suffix.lower() != POLYGON_SUFFIX:
+            raise UsageError(f"--out-vector {out_vector}: polygons are written as a GeoPackage, use a {POLYGON_SUFFIX} name")
         if out_vector.resolve() == out_raster.resolve():
             raise UsageError("--out-vector and --out-raster must be different files")
         classes = parse_classes(args.classes, metadata.classes) if args.classes else None

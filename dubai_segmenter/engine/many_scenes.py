@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from dubai_segmenter.engine.cli import (
-    EXIT_FAILED,
-    EXIT_OK,
     SEGMENT_SHARE_WITH_VECTORS,
     UsageError,
     _check_segment_args,
     _Progress,
     _summary,
 )
+from dubai_segmenter.engine.contract import EXIT_FAILED, EXIT_OK
 from dubai_segmenter.engine.progress import Cancelled, sub_progress
 
 #: What a folder given as input contributes: files with these suffixes (not hidden ones).

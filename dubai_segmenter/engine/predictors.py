@@ -30,12 +30,12 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from dubai_segmenter.engine.architectures import check_tile_size
+from dubai_segmenter.engine.contract import BACKENDS
 from dubai_segmenter.engine.cpu_features import int8_support
 from dubai_segmenter.engine.int8_export import int8_path_for, read_precision
 from dubai_segmenter.engine.model_file import ModelFileError, ModelMetadata, load_keras_model, read_metadata
 from dubai_segmenter.engine.onnx_file import file_sha256, open_onnx_session, read_onnx_metadata
 
-BACKENDS: tuple[str, ...] = ("auto", "onnx", "int8", "tf")
 EXPORT_HINT = "python -m dubai_segmenter export-onnx {model} {onnx}"
 log = logging.getLogger(__name__)
 

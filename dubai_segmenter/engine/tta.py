@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dubai_segmenter.engine.contract import TTA_MODES
 from dubai_segmenter.engine.predictors import Predictor, check_batch
 
-TTA_MODES: tuple[str, ...] = ("none", "flips")
 #: Axes of a (N, H, W, C) batch flipped by each variant of "flips" (identity first).
 _FLIPS: tuple[tuple[int, ...], ...] = ((), (2,), (1,), (1, 2))
 

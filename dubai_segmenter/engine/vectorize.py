@@ -26,6 +26,7 @@ from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
 from .classes import ClassInfo, default_vector_classes
+from .contract import POLYGON_LAYER, POLYGON_SUFFIX
 from .polygon_strips import Regions, SeamJoiner, Strip, canonical_polygons, run_cancellable, trace_strip
 from .progress import CancelCheck, ProgressCallback, check_cancelled, report
 from .raster_legend import raster_classes
@@ -64,7 +65,7 @@ def vectorize_classes(
     classes: Sequence[int] | None = None,
     min_area: float = 0.0,
     simplify: float = 0.0,
-    layer_name: str = "land_cover",
+    layer_name: str = POLYGON_LAYER,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
     *,
@@ -159,8 +160,8 @@ def _check_options(
 ) -> None:
     if not source.is_file():
         raise FileNotFoundError(f"classified raster not found: {source}")
-    if output.suffix.lower() != ".gpkg":
-        raise ValueError(f"{output}: the polygon output must be a GeoPackage ending in .gpkg")
+    if output.suffix.lower() != POLYGON_SUFFIX:
+        raise ValueError(f"{output}: the polygon output must be a GeoPackage ending in {POLYGON_SUFFIX}")
     if not output.parent.is_dir():
         raise FileNotFoundError(f"{output}: its folder {output.parent} does not exist; create it first")
     if output.resolve() == source.resolve():

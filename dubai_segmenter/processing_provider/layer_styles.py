@@ -24,9 +24,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 from ..engine.classes import ClassInfo
-
-#: The GeoPackage layer the engine writes polygons to.
-POLYGON_LAYER_NAME = "land_cover"
+from ..engine.contract import POLYGON_LAYER
 _FILL_OPACITY = 0.6
 
 
@@ -60,7 +58,7 @@ def style_polygons(layer: QgsVectorLayer, classes: Sequence[ClassInfo]) -> None:
 
 
 def polygon_layer_uri(gpkg_path: str) -> str:
-    return f"{gpkg_path}|layername={POLYGON_LAYER_NAME}"
+    return f"{gpkg_path}|layername={POLYGON_LAYER}"
 
 
 class ClassStylePostProcessor(QgsProcessingLayerPostProcessorInterface):

@@ -11,6 +11,7 @@ from pathlib import Path
 from qgis.core import QgsApplication, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from ..engine.contract import POLYGON_SUFFIX, RASTER_SUFFIXES
 from .segment_algorithms import SegmentAndVectorizeAlgorithm, SegmentRasterAlgorithm
 from .vectorize_algorithm import VectorizeClassesAlgorithm
 
@@ -67,16 +68,16 @@ class DubaiSegmenterProvider(QgsProcessingProvider):
     # The engine writes GeoTIFF and GeoPackage files only: offer nothing else, so a
     # temporary output is always a file the child process can write.
     def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API
-        return ["tif"]
+        return [RASTER_SUFFIXES[0].lstrip(".")]
 
     def supportedOutputVectorLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API
-        return ["gpkg"]
+        return [POLYGON_SUFFIX.lstrip(".")]
 
     def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:  # noqa: N802,N803 - QGIS API
-        return "gpkg"
+        return POLYGON_SUFFIX.lstrip(".")
 
     def defaultRasterFileExtension(self) -> str:  # noqa: N802 - QGIS API
-        return "tif"
+        return RASTER_SUFFIXES[0].lstrip(".")
 
     def supportsNonFileBasedOutput(self) -> bool:  # noqa: N802 - QGIS API
         return False

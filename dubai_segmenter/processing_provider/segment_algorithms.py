@@ -32,6 +32,7 @@ from qgis.core import (
 
 from ..child_process.engine_command import SegmentRequest, VectorizeOptions
 from ..child_process.runner import EngineCancelled
+from ..engine.contract import POLYGON_LAYER, POLYGON_SUFFIX, RASTER_SUFFIXES
 from ..engine.raster_legend import raster_classes
 from ..qgis_compat import FILE_BEHAVIOUR_FILE, NUMBER_INTEGER, PARAMETER_ADVANCED, VECTOR_POLYGON_SOURCE
 from .classified_raster import class_areas, summary_text
@@ -76,7 +77,7 @@ _SEGMENT_HELP = (
 )
 
 _VECTORIZE_HELP = (
-    "Also turns the chosen classes into polygons (GeoPackage layer <i>land_cover</i> with fields "
+    f"Also turns the chosen classes into polygons (GeoPackage layer <i>{POLYGON_LAYER}</i> with fields "
     "class_id, class_name, area, perimeter).",
     "<b>Classes to vectorize</b>: names or ids of the model's classes, comma-separated (e.g. "
     "building,road or 0,2); empty: building, road and water when the model has them, else all classes "
@@ -187,12 +188,12 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
         if not model or not os.path.isfile(model):
             raise QgsProcessingException(f"Model file not found: {model or '(none given)'}. Choose a .safetensors (or exported .onnx) model.")
         out_raster = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        check_extension(out_raster, (".tif", ".tiff"), "classified raster")
+        check_extension(out_raster, RASTER_SUFFIXES, "classified raster")
         out_vector = None
         vectorize = VectorizeOptions()
         if self.with_polygons:
             out_vector = self.parameterAsOutputLayer(parameters, self.OUTPUT_VECTOR, context)
-            check_extension(out_vector, (".gpkg",), "polygon output")
+            check_extension(out_vector, (POLYGON_SUFFIX,), "polygon output")
             vectorize = VectorizeOptions(
                 classes=self.chosen_classes(parameters, context),
                 min_area=self.parameterAsDouble(parameters, self.MIN_AREA, context),

@@ -16,6 +16,7 @@ from qgis.core import (
 
 from ..child_process.engine_command import VectorizeOptions, VectorizeRequest
 from ..child_process.runner import EngineCancelled
+from ..engine.contract import POLYGON_LAYER, POLYGON_SUFFIX
 from ..engine.raster_legend import raster_classes
 from ..qgis_compat import VECTOR_POLYGON_SOURCE
 from .engine_algorithm import EngineAlgorithm, check_extension, help_html
@@ -25,7 +26,7 @@ from .input_preparation import local_gdal_file
 _HELP = (
     "Turns the chosen classes of a classified raster (the output of <i>Segment raster</i>) into polygons: "
     "one polygon per connected region, holes kept, in the raster's CRS, written to a GeoPackage layer "
-    "<i>land_cover</i> with fields class_id, class_name, area and perimeter (map units).",
+    f"<i>{POLYGON_LAYER}</i> with fields class_id, class_name, area and perimeter (map units).",
     "<b>Classes to vectorize</b>: names or ids of the raster's classes, comma-separated (e.g. building,road "
     "or 0,2); empty: building, road and water when the raster has them, else all classes but catch-alls "
     "such as unlabeled. Class names come from the raster's legend.",
@@ -75,7 +76,7 @@ class VectorizeClassesAlgorithm(EngineAlgorithm):
                          feedback: QgsProcessingFeedback) -> dict:
         python = engine_python()  # first: a missing package fails before any work
         out_vector = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        check_extension(out_vector, (".gpkg",), "polygon output")
+        check_extension(out_vector, (POLYGON_SUFFIX,), "polygon output")
         request = VectorizeRequest(self.classified_path, out_vector, VectorizeOptions(
             classes=self.chosen_classes(parameters, context),
             min_area=self.parameterAsDouble(parameters, self.MIN_AREA, context),

@@ -47,6 +47,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..engine.classes import ClassInfo
+from ..engine.contract import POLYGON_SUFFIX, RASTER_SUFFIXES
 from ..qgis_compat import POLYGON_LAYER_FILTER, RASTER_LAYER_FILTER
 from .dock_settings import AREA_LABELS, DockSettings, ProcessingArea
 
@@ -210,12 +211,12 @@ class DockView(QWidget):
         form = _form(group)
         self.raster_output = QgsFileWidget()
         self.raster_output.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.raster_output.setFilter("GeoTIFF (*.tif)")
+        self.raster_output.setFilter(f"GeoTIFF (*{RASTER_SUFFIXES[0]})")
         self.raster_output.lineEdit().setPlaceholderText("temporary file")
         form.addRow("Raster", self.raster_output)
         self.vector_output = QgsFileWidget()
         self.vector_output.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.vector_output.setFilter("GeoPackage (*.gpkg)")
+        self.vector_output.setFilter(f"GeoPackage (*{POLYGON_SUFFIX})")
         self.vector_output.lineEdit().setPlaceholderText("temporary file")
         form.addRow("Polygons", self.vector_output)
         return group
