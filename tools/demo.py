@@ -23,7 +23,8 @@ import numpy as np
 import rasterio
 
 from dubai_segmenter.engine.classes import NODATA_CLASS
-from dubai_segmenter.engine.model_file import ModelFileError, read_metadata
+from dubai_segmenter.engine.errors import ModelFileError
+from dubai_segmenter.engine.model_file import read_metadata
 from dubai_segmenter.engine.model_store import model_folders, resolve_model
 from dubai_segmenter.engine.cli import _backend_choice_on_stderr
 from tools.make_sample_scene import OUTPUT as SAMPLE_SCENE

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from training.batchnorm import mode_agreement, recalibrate_batchnorm
-from dubai_segmenter.engine.model_file import ModelFileError
+from dubai_segmenter.engine.errors import ModelFileError
 from dubai_segmenter.engine.onnx_file import file_sha256
 from training.callbacks import (KeepFreedMemory, PeriodicValidation, ResumableEarlyStopping, RunCheckpoint,
                                 TrainingClock)

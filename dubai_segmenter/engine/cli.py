@@ -31,15 +31,12 @@ from dubai_segmenter.engine.contract import (
     POLYGON_SUFFIX,
     TTA_MODES,
 )
+from dubai_segmenter.engine.errors import UsageError
 
 #: Share of the progress bar for inference when polygons follow (vectorizing is much faster).
 SEGMENT_SHARE_WITH_VECTORS = 0.9
 #: --progress lines: at most one line per this many seconds unless the percentage moved by 0.1.
 LINE_INTERVAL = 2.0
-
-
-class UsageError(ValueError):
-    """Bad input found by the command line itself (exit code 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -322,7 +319,7 @@ class _CancelOnSignal:
     def _handle(self, *_: object) -> None:
         self._event.set()
         if self._immediate:
-            from dubai_segmenter.engine.progress import Cancelled
+            from dubai_segmenter.engine.errors import Cancelled
 
             self._immediate = False
             raise Cancelled("cancelled by the user")
@@ -549,17 +546,21 @@ def _export_onnx(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (the contract's codes)."""
     from dubai_segmenter.engine.failures import disk_full
-    from dubai_segmenter.engine.geotiff_output import OutputPathError
-    from dubai_segmenter.engine.model_file import ModelFileError
-    from dubai_segmenter.engine.output_claim import OutputBusyError
-    from dubai_segmenter.engine.progress import Cancelled
-    from dubai_segmenter.engine.raster_input import RasterInputError
+    from dubai_segmenter.engine.errors import (
+        Cancelled,
+        CatalogueError,
+        DownloadCancelled,
+        DownloadError,
+        ModelFileError,
+        OutputBusyError,
+        OutputPathError,
+        RasterInputError,
+    )
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("DUBAI_SEGMENTER_DEBUG", "") not in ("", "0")
     args = build_parser().parse_args([a for a in argv if a != "--debug"])
     if args.command == "models":
-        from dubai_segmenter.engine.model_catalogue import CatalogueError, DownloadCancelled, DownloadError
         from dubai_segmenter.engine.model_commands import run_models_command
 
         try:

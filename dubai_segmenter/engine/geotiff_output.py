@@ -23,6 +23,7 @@ import rasterio
 from rasterio.windows import Window
 
 from dubai_segmenter.engine.classes import NODATA_CLASS, ClassInfo
+from dubai_segmenter.engine.errors import OutputPathError
 from dubai_segmenter.engine.progress import CancelCheck, check_cancelled
 from dubai_segmenter.engine.temporary_names import create_temporary_file
 
@@ -33,10 +34,6 @@ CONFIDENCE_DESCRIPTION = "confidence (%): blended probability of the chosen clas
 #: Pixels counted per ``np.bincount`` call: it widens uint8 ids to 8-byte integers, so a whole
 #: band of rows at once would cost 8 bytes a pixel (60 MB for 384 rows of 20,000 columns).
 COUNT_CHUNK_PIXELS = 1 << 20
-
-
-class OutputPathError(ValueError):
-    """The output cannot be written where asked (the message says why and what to do)."""
 
 
 def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | None = None) -> Path:

@@ -21,13 +21,13 @@ from typing import Callable, Iterator, Sequence
 
 from dubai_segmenter.engine.cli import (
     SEGMENT_SHARE_WITH_VECTORS,
-    UsageError,
     _check_segment_args,
     _Progress,
     _summary,
 )
 from dubai_segmenter.engine.contract import EXIT_FAILED, EXIT_OK
-from dubai_segmenter.engine.progress import Cancelled, sub_progress
+from dubai_segmenter.engine.errors import Cancelled, UsageError
+from dubai_segmenter.engine.progress import sub_progress
 
 #: What a folder given as input contributes: files with these suffixes (not hidden ones).
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")

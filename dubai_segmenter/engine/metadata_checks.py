@@ -22,6 +22,7 @@ from dubai_segmenter.engine.architectures import (
     check_tile_size,
     resolve_params,
 )
+from dubai_segmenter.engine.errors import MetadataError
 
 #: Bounds far beyond any sensible model, tight enough that nothing built from them is huge.
 MAX_INPUT_BANDS = 64
@@ -41,14 +42,6 @@ IRV2_STEM_VALUES_PER_BAND = 3 * 3 * 32
 #: Channels of the encoder maps the decoder joins: skips at 1/2, 1/4, 1/8, bridge at 1/16.
 IRV2_SKIP_CHANNELS = (32, 80, 256)
 IRV2_BRIDGE_CHANNELS = 288
-
-
-class MetadataError(ValueError):
-    """One metadata field is missing, of the wrong type or out of range (the message names it)."""
-
-    def __init__(self, field: str, detail: str) -> None:
-        super().__init__(f"model metadata field {field!r}: {detail}")
-        self.field = field
 
 
 def _is_int(value: Any) -> bool:

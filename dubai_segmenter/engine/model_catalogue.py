@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from dubai_segmenter.engine.errors import CatalogueError, DownloadCancelled, DownloadError
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SHIPPED_CATALOGUE = PACKAGE_DIR / "models.json"
 CATALOGUE_ENV = "DUBAI_SEGMENTER_CATALOGUE"
@@ -43,18 +45,6 @@ TIMEOUT_SECONDS = 30  # per network operation, not for the whole download
 
 ProgressCallback = Callable[[int, int], None]  # (bytes so far, total bytes)
 CancelCheck = Callable[[], bool]
-
-
-class CatalogueError(ValueError):
-    """The catalogue cannot be read or has an entry that does not make sense."""
-
-
-class DownloadError(RuntimeError):
-    """A download failed; the message is one sentence saying what happened."""
-
-
-class DownloadCancelled(DownloadError):
-    """The user cancelled a download."""
 
 
 @dataclass(frozen=True)

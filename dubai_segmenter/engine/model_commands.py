@@ -13,14 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from dubai_segmenter.engine.model_catalogue import (
-    FILE_KINDS,
-    DownloadCancelled,
-    DownloadError,
-    download,
-    file_digest,
-    read_catalogue,
-)
+from dubai_segmenter.engine.errors import DownloadCancelled, DownloadError
+from dubai_segmenter.engine.model_catalogue import FILE_KINDS, download, file_digest, read_catalogue
 from dubai_segmenter.engine.model_store import CHECKOUT_MODELS, MODELS_ENV, installed_models, model_folders
 
 

@@ -31,7 +31,8 @@ from safetensors.numpy import save_file
 
 from dubai_segmenter.engine.atomic_file import written_atomically
 from dubai_segmenter.engine.classes import ClassInfo
-from dubai_segmenter.engine.metadata_checks import MetadataError, check_metadata, weight_count
+from dubai_segmenter.engine.errors import MetadataError, ModelFileError
+from dubai_segmenter.engine.metadata_checks import check_metadata, weight_count
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
@@ -39,10 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 FORMAT_NAME = "dubai-segmenter-model"
 FORMAT_VERSION = 1
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
-
-
-class ModelFileError(ValueError):
-    """The file is not a usable model: not one of ours, truncated, or mismatched."""
 
 
 @dataclass

@@ -34,13 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from dubai_segmenter.engine.atomic_file import written_atomically
-from dubai_segmenter.engine.model_file import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    ModelFileError,
-    ModelMetadata,
-    read_metadata,
-)
+from dubai_segmenter.engine.errors import ModelFileError
+from dubai_segmenter.engine.model_file import FORMAT_NAME, FORMAT_VERSION, ModelMetadata, read_metadata
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"

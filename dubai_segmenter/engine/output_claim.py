@@ -23,16 +23,13 @@ import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from dubai_segmenter.engine.errors import OutputBusyError
 from dubai_segmenter.engine.temporary_names import process_alive, remove_leftovers
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
-
-
-class OutputBusyError(ValueError):
-    """Another live run is writing this output (exit code 2; the message names its process id)."""
 
 
 def claim_path(output: str | os.PathLike) -> Path:

@@ -33,7 +33,8 @@ from dubai_segmenter.engine.architectures import check_tile_size
 from dubai_segmenter.engine.contract import BACKENDS
 from dubai_segmenter.engine.cpu_features import int8_support
 from dubai_segmenter.engine.int8_export import int8_path_for, read_precision
-from dubai_segmenter.engine.model_file import ModelFileError, ModelMetadata, load_keras_model, read_metadata
+from dubai_segmenter.engine.errors import ModelFileError
+from dubai_segmenter.engine.model_file import ModelMetadata, load_keras_model, read_metadata
 from dubai_segmenter.engine.onnx_file import file_sha256, open_onnx_session, read_onnx_metadata
 
 EXPORT_HINT = "python -m dubai_segmenter export-onnx {model} {onnx}"

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-
-class Cancelled(Exception):
-    """Raised by the engine when the caller's cancel check said stop (after cleaning up)."""
+from dubai_segmenter.engine.errors import Cancelled
 
 
 #: fraction done in 0..1 and a short message ("tile 3/24").

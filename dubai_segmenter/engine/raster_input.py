@@ -28,13 +28,11 @@ from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from dubai_segmenter.engine.errors import RasterInputError
+
 #: Longest side of the decimated read the stretch percentiles are computed from.
 STATISTICS_SIZE = 1024
 STRETCH_PERCENTILES = (2.0, 98.0)
-
-
-class RasterInputError(ValueError):
-    """The input raster or the options chosen for it cannot be used (the message says why)."""
 
 
 def open_raster(path: str | os.PathLike) -> rasterio.DatasetReader:

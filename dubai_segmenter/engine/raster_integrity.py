@@ -14,11 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dubai_segmenter.engine.raster_input import RasterInputError
-
-
-class DamagedRasterError(RasterInputError):
-    """The input raster is truncated or corrupted (exit code 2); the message says where."""
+from dubai_segmenter.engine.errors import DamagedRasterError
 
 
 def _rows_cols(x: int, y: int, block_x: int, block_y: int, width: int, height: int) -> str:

@@ -35,12 +35,11 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..engine.errors import CatalogueError, DownloadError
 from ..engine.model_catalogue import (
     SHIPPED_CATALOGUE,
     Catalogue,
     CatalogueEntry,
-    CatalogueError,
-    DownloadError,
     ModelFile,
     finish_download,
     parse_catalogue,

@@ -23,7 +23,7 @@ from rasterio.transform import from_origin
 from dubai_segmenter.engine.classes import DUBAI_CLASSES
 from dubai_segmenter.engine.cli import EXIT_CANCELLED
 from dubai_segmenter.engine.geotiff_output import ClassifiedRasterWriter
-from dubai_segmenter.engine.progress import Cancelled
+from dubai_segmenter.engine.errors import Cancelled
 from tests.engine.rasters import block_classes, write_painted
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,8 @@ from safetensors.numpy import save_file
 from dubai_segmenter.engine.architectures import IRV2_UNET, PIXEL_LINEAR, UNET_SMALL, build_model
 from dubai_segmenter.engine.cli import EXIT_BAD_INPUT, main
 from dubai_segmenter.engine.metadata_checks import weight_count
-from dubai_segmenter.engine.model_file import ModelFileError, read_metadata
+from dubai_segmenter.engine.errors import ModelFileError
+from dubai_segmenter.engine.model_file import read_metadata
 from dubai_segmenter.engine.onnx_file import export_onnx
 from dubai_segmenter.engine.predictors import read_model_metadata
 from tests.engine.helpers import run_without_tensorflow

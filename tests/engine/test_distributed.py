@@ -34,7 +34,7 @@ from dubai_segmenter.engine.distributed.run import Scene, cluster_model, segment
 from dubai_segmenter.engine.distributed.worker import ModelPlugin, worker_predictor  # noqa: E402
 from dubai_segmenter.engine.onnx_file import file_sha256, metadata_props  # noqa: E402
 from dubai_segmenter.engine.predictors import open_predictor  # noqa: E402
-from dubai_segmenter.engine.progress import Cancelled  # noqa: E402
+from dubai_segmenter.engine.errors import Cancelled  # noqa: E402
 from dubai_segmenter.engine.raster_input import choose_bands, compute_scaling, read_window  # noqa: E402
 from dubai_segmenter.engine.segment import SegmentOptions, segment_array, segment_raster  # noqa: E402
 from dubai_segmenter.engine.tiling import TileGrid  # noqa: E402

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dubai_segmenter.engine.blending import BlendingAccumulator
-from dubai_segmenter.engine.progress import Cancelled
+from dubai_segmenter.engine.errors import Cancelled
 from dubai_segmenter.engine.segment import blend_tiles, segment_array
 from dubai_segmenter.engine.tiling import TileGrid, read_tile
 from tests.engine.helpers import colour_metadata

@@ -21,6 +21,7 @@ import rasterio
 
 from dubai_segmenter.engine import model_catalogue as mc
 from dubai_segmenter.engine.cli import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, main
+from dubai_segmenter.engine.errors import DownloadCancelled, DownloadError
 from dubai_segmenter.engine.model_store import MODELS_ENV, installed_models, resolve_model
 from tests.engine.rasters import block_classes, write_painted
 from tests.model_server import ModelServer
@@ -108,7 +109,7 @@ def test_a_failed_download_leaves_nothing_and_says_why_in_one_line(server, capsy
 def test_a_dropped_connection_is_caught_by_the_size_even_if_urllib_returns_short(server, tmp_path) -> None:
     server.behaviour[f"{NAME}.onnx"] = "drop"
     entry = mc.read_catalogue(server.url).entry(NAME)
-    with pytest.raises(mc.DownloadError, match=f"{NAME}.onnx"):
+    with pytest.raises(DownloadError, match=f"{NAME}.onnx"):
         mc.download(entry.file("onnx"), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -117,7 +118,7 @@ def test_cancel_during_the_transfer_leaves_nothing(server, tmp_path) -> None:
     server.behaviour[f"{NAME}.onnx"] = "slow"
     entry = mc.read_catalogue(server.url).entry(NAME)
     seen = []
-    with pytest.raises(mc.DownloadCancelled):
+    with pytest.raises(DownloadCancelled):
         mc.download(entry.file("onnx"), tmp_path, progress=lambda done, total: seen.append(done),
                     cancel=lambda: len(seen) >= 3)
     assert seen and seen[-1] < entry.file("onnx").size

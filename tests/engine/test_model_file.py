@@ -14,8 +14,8 @@ from safetensors.numpy import save_file
 
 from dubai_segmenter.engine.architectures import PIXEL_LINEAR, UNET_SMALL, build_model
 from dubai_segmenter.engine.classes import ClassInfo
+from dubai_segmenter.engine.errors import ModelFileError
 from dubai_segmenter.engine.model_file import (
-    ModelFileError,
     ModelMetadata,
     describe_model,
     load_keras_model,

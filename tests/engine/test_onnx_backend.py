@@ -9,7 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from dubai_segmenter.engine.model_file import ModelFileError, describe_model, read_metadata
+from dubai_segmenter.engine.errors import ModelFileError
+from dubai_segmenter.engine.model_file import describe_model, read_metadata
 from dubai_segmenter.engine.onnx_file import export_onnx, open_onnx_session, read_onnx_metadata
 from dubai_segmenter.engine.predictors import open_predictor, read_model_metadata
 from tests.engine.helpers import paint, run_without_tensorflow, save_colour_model, save_small_unet

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dubai_segmenter.engine.model_file import ModelFileError
+from dubai_segmenter.engine.errors import ModelFileError
 from dubai_segmenter.engine.predictors import Predictor, open_predictor
 from tests.engine.helpers import paint
 

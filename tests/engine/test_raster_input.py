@@ -4,8 +4,8 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
+from dubai_segmenter.engine.errors import RasterInputError
 from dubai_segmenter.engine.raster_input import (
-    RasterInputError,
     choose_bands,
     compute_scaling,
     open_raster,

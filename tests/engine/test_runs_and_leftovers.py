@@ -16,7 +16,8 @@ import pytest
 from dubai_segmenter.child_process import runner
 from dubai_segmenter.child_process.runner import EngineError, run_engine
 from dubai_segmenter.engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from dubai_segmenter.engine.output_claim import claim_path, claimed, OutputBusyError
+from dubai_segmenter.engine.errors import OutputBusyError
+from dubai_segmenter.engine.output_claim import claim_path, claimed
 from dubai_segmenter.engine.temporary_names import owner_of, temporary_path
 from tests.engine.rasters import block_classes, write_painted
 

@@ -33,7 +33,7 @@ from dubai_segmenter.engine.polygon_strips import (
     run_cancellable,
     trace_strip,
 )
-from dubai_segmenter.engine.progress import Cancelled
+from dubai_segmenter.engine.errors import Cancelled
 from dubai_segmenter.engine.raster_legend import raster_classes
 from dubai_segmenter.engine.vectorize import vectorize_classes
 

@@ -14,12 +14,10 @@ import signal
 from collections import Counter
 from typing import Iterator
 
+from dubai_segmenter.engine.errors import ClusterError
+
 #: Seconds to wait for a scheduler to answer, and for a cluster to have a worker.
 CONNECT_TIMEOUT = 10
-
-
-class ClusterError(ValueError):
-    """The cluster asked for cannot be used (one sentence saying why and what to do)."""
 
 
 def parse_local(spec: str) -> int:

@@ -34,7 +34,8 @@ from dubai_segmenter.engine.geotiff_output import BLOCK_SIZE, ClassifiedRasterWr
 from dubai_segmenter.engine.model_file import ModelMetadata
 from dubai_segmenter.engine.onnx_file import file_sha256
 from dubai_segmenter.engine.predictors import Predictor, open_predictor
-from dubai_segmenter.engine.progress import CancelCheck, Cancelled, ProgressCallback, check_cancelled, report
+from dubai_segmenter.engine.errors import Cancelled
+from dubai_segmenter.engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from dubai_segmenter.engine.raster_input import choose_bands, compute_scaling, open_raster, resampled
 from dubai_segmenter.engine.segment import (  # _resample_back: the local run's way back to the input grid
     SegmentOptions,
