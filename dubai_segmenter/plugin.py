@@ -1,7 +1,7 @@
 """The QGIS side of the plugin: toolbar button, Raster menu entry, Processing provider.
 
 Kept thin on purpose: the work is done by the engine in a child process, so nothing
-here imports TensorFlow (see ENVIRONMENT.md on the crash it causes inside QGIS).
+here imports TensorFlow (see ``engine/system_sqlite.py`` on the crash it causes inside QGIS).
 """
 from __future__ import annotations
 

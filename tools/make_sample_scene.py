@@ -102,7 +102,7 @@ def make_sample_scene(folder: Path, output: Path = OUTPUT) -> Path:
 def mask_class_ids(rgb: np.ndarray) -> np.ndarray:
     """(3, H, W) mask colours -> (H, W) class ids; pixels nobody annotated (black) -> NODATA_CLASS.
 
-    Colours are those in the mask pixels (the dataset's SOURCE.md), which ``DUBAI_CLASSES``
+    Colours are those in the mask pixels, which ``DUBAI_CLASSES`` (``engine/classes.py``)
     holds; any other colour is an error rather than a silent guess.
     """
     from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS

@@ -25,7 +25,7 @@ _REFLECT = cv2.BORDER_REFLECT_101
 
 
 def reference_pipeline(crop_width: int, crop_height: int, seed: int | None = None) -> A.Compose:
-    """The reference's offline pipeline (SEED.md), transforms and parameters in its order."""
+    """The reference's offline pipeline (README, "Training"), transforms and parameters in its order."""
     return A.Compose([
         A.RandomCrop(height=crop_height, width=crop_width, p=1.0),
         A.HorizontalFlip(p=1.0),

@@ -1,6 +1,6 @@
 """Every training knob, in one place: the recipes `reference` and `native`, chosen by name.
 
-`reference` reproduces the reference project (../shared/reference/SEED.md): offline 8x
+`reference` reproduces the reference project (README, "Training"): offline 8x
 augmentation, whole images squashed to 512x512, categorical cross-entropy, Adam 1e-4 with
 its exponential decay, early stopping on val_loss. `native` is the recipe we recommend for
 the plugin: random crops at each image's own resolution (the scale the sliding window feeds
@@ -92,7 +92,7 @@ REFERENCE = Recipe(
     input_mode="squash",
     image_size=512,
     # The reference asked for batch 16 x 32 steps, but its generators used their default
-    # batch of 8: each epoch really saw 256 samples (SEED.md).
+    # batch of 8: each epoch really saw 256 samples.
     batch_size=8,
     steps_per_epoch=32,
     max_epochs=50,
@@ -115,7 +115,7 @@ NATIVE = Recipe(
     # takes ~20 s with the reference decoder (512/256/128/64) and ~9.5 s with 256/128/64/32,
     # so the narrower decoder makes twice the steps in a budget (and the decoder is ~3/4 of
     # the inference cost). 256 is the smallest tile the encoder accepts; larger crops cost
-    # more per pixel (5.9 s per 384x384 sample against 2.1 s per 256x256, ENVIRONMENT.md).
+    # more per pixel (5.9 s per 384x384 sample against 2.1 s per 256x256 on 2 CPU cores).
     architecture_params={"decoder_filters": [256, 128, 64, 32]},
     image_size=256,
     batch_size=8,

@@ -34,7 +34,7 @@ from training.plots import activation_grid, prediction_panel
 from training.splits import training_split
 
 REFERENCE_SIZE = 512
-#: What the reference project reported on the same 16 validation images (SEED.md).
+#: What the reference project reported on the same 16 validation images (its README).
 REFERENCE_PUBLISHED = {"soft_dice": 0.8112, "pixel_accuracy": 0.8573, "loss": 0.4268}
 
 

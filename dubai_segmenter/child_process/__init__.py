@@ -1,7 +1,7 @@
 """Running the engine's command line in a child process.
 
 Why a child process: TensorFlow inside QGIS crashes it (a SQLite symbol clash, see
-ENVIRONMENT.md), holds gigabytes, and cannot be interrupted mid-tile. The plugin therefore
+``engine/system_sqlite.py``), holds gigabytes, and cannot be interrupted mid-tile. The plugin therefore
 starts ``python -m dubai_segmenter ...`` with a configured interpreter and talks to it
 through progress lines, exit codes and signals.
 

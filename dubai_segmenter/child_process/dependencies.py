@@ -1,7 +1,7 @@
 """Does the chosen interpreter have what the engine needs? One quick child call says.
 
-The most common trouble with deep-learning QGIS plugins is installing their dependencies
-(PRIOR-ART.md); a run that dies twenty seconds in with ``ModuleNotFoundError`` helps
+The most common trouble with deep-learning QGIS plugins is installing their dependencies;
+a run that dies twenty seconds in with ``ModuleNotFoundError`` helps
 nobody. So before a run the plugin asks the interpreter, in a fraction of a second, which
 of the engine's packages it lacks and replies with the exact pip command.
 

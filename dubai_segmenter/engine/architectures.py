@@ -3,7 +3,7 @@
 A model file stores only weights and metadata (see ``model_file.py``); the network is
 always rebuilt here, so loading a model never deserializes code. Three architectures:
 
-- ``unet_inception_resnet_v2``: the reference network (see SEED.md), a U-Net whose encoder
+- ``unet_inception_resnet_v2``: the reference network (README, "Model files and backends"), a U-Net whose encoder
   is Keras's InceptionResNetV2 cut at 1/16 of the input size;
 - ``unet_small``: a small plain-convolution U-Net for fast training tests and experiments;
 - ``pixel_linear``: one 1x1 convolution + softmax, a per-pixel linear classifier whose
@@ -29,7 +29,7 @@ PIXEL_LINEAR = "pixel_linear"
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     # Keras's BatchNormalization default momentum (0.99) leaves the moving statistics near
     # their initial values after the few hundred steps a CPU training run can afford, so
-    # inference-mode predictions lag far behind training-mode ones (ENVIRONMENT.md).
+    # inference-mode predictions lag far behind training-mode ones (``training/batchnorm.py``).
     IRV2_UNET: {"decoder_filters": [512, 256, 128, 64], "dropout": 0.3, "bn_momentum": 0.9},
     UNET_SMALL: {"filters": [8, 16, 32], "dropout": 0.0, "bn_momentum": 0.9},
     PIXEL_LINEAR: {},

@@ -1,7 +1,8 @@
 """The land-cover classes of the HITL / MBRSC Dubai dataset.
 
-Colours are those found in the mask PNGs (see the dataset's SOURCE.md), not those of its
-classes.json, which do not match the pixels. Class ids follow the reference project.
+Colours are those found in the mask PNGs, not those of its classes.json, which do not
+match the pixels (``tests/training/test_dataset.py`` checks both). Class ids follow the
+reference project.
 """
 from __future__ import annotations
 

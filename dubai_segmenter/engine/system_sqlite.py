@@ -4,7 +4,7 @@ TensorFlow's shared library exports its own copy of SQLite and is loaded with
 RTLD_GLOBAL. Libraries opened after it (GDAL's GeoPackage driver, Qt's SQLite driver)
 then bind to that copy, which lacks the R*Tree module ("no such module: rtree") and can
 crash the process. Loading the system SQLite globally first makes every later library
-bind to it. See ../shared/ENVIRONMENT.md.
+bind to it. The README's "Requirements" says why; ``tests/conftest.py`` does the same.
 """
 from __future__ import annotations
 

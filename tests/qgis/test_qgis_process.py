@@ -22,7 +22,7 @@ from tests.qgis.class_models import classes_of, paint_classes, stripes
 from tests.qgis.conftest import read_band, scene_ids, write_painted_raster
 from tools.package_plugin import build_zip
 
-#: Debian's /usr/bin/qgis_process wrapper passes an option 3.22 rejects (ENVIRONMENT.md).
+#: Debian's /usr/bin/qgis_process wrapper passes an option 3.22 rejects (README, "Command line").
 QGIS_PROCESS = "/usr/bin/qgis_process.bin"
 
 

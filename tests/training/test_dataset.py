@@ -58,6 +58,6 @@ def test_real_palette_mask_and_unannotated_pixels():
     assert Image.open(samples["Tile 2/image_part_001"].mask_path).mode == "P"
     image, labels = load_sample(samples["Tile 2/image_part_001"])
     assert image.shape[:2] == labels.shape and set(np.unique(labels)) <= {0, 1, 2, 3, 4, 5}
-    # SOURCE.md: 17.2 % of Tile 8 part 003 is black (never annotated).
+    # 17.2 % of Tile 8 part 003 is black (never annotated).
     _, labels = load_sample(samples["Tile 8/image_part_003"])
     assert (labels == IGNORE).mean() == pytest.approx(0.172, abs=0.001)
