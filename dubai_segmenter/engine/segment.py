@@ -201,29 +201,46 @@ def segment_array(
     return result
 
 
+@dataclass(frozen=True)
+class _Inference:
+    """What every tile of one run shares, checked once at the start of ``segment_raster``."""
+
+    predictor: Predictor
+    bands: tuple[int, ...]
+    scaling: BandScaling
+    tile: int
+    overlap: int
+    batch_size: int
+    cancel: CancelCheck | None
+
+
+def _writer_on_grid_of(
+    dataset: rasterio.DatasetReader, path: str | os.PathLike, run: _Inference, **options
+) -> ClassifiedRasterWriter:
+    """A classified-raster writer with ``dataset``'s size, CRS and transform."""
+    return ClassifiedRasterWriter(
+        path, width=dataset.width, height=dataset.height, crs=dataset.crs, transform=dataset.transform,
+        classes=run.predictor.metadata.classes, **options,
+    )
+
+
 def _classify_into(
-    dataset: rasterio.DatasetReader,
-    bands: tuple[int, ...],
-    scaling: BandScaling,
-    predictor: Predictor,
-    grid: TileGrid,
-    batch_size: int,
-    writer: ClassifiedRasterWriter,
-    progress: ProgressCallback | None,
-    cancel: CancelCheck | None,
-    counter: TileCounter,
-) -> None:
+    dataset: rasterio.DatasetReader, run: _Inference, writer: ClassifiedRasterWriter, progress: ProgressCallback | None
+) -> TileCounter:
     """Segment ``dataset`` tile by tile and write each finished band of rows to ``writer``."""
+    grid = TileGrid.for_raster(dataset.height, dataset.width, run.tile, run.overlap)
+    counter = TileCounter(grid.tile_count)
     confidence = writer.has_confidence
     band_row, band_ids, band_confidence = None, None, None
 
     def window(row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        return read_window(dataset, bands, Window(col, row, width, height))
+        return read_window(dataset, run.bands, Window(col, row, width, height))
 
     def write_band() -> None:
         writer.write_rows(band_row, band_ids, band_confidence)
 
-    for block in blend_tiles(window, scaling.apply, grid, predictor, batch_size, progress, cancel, counter):
+    tiles = blend_tiles(window, run.scaling.apply, grid, run.predictor, run.batch_size, progress, run.cancel, counter)
+    for block in tiles:
         height, width = block.shape
         if block.row != band_row:
             if band_row is not None:
@@ -236,6 +253,29 @@ def _classify_into(
         if confidence:
             band_confidence[:, block.col : block.col + width] = sure
     write_band()
+    return counter
+
+
+def _classify_resampled(
+    source: rasterio.DatasetReader,
+    resolution: float,
+    run: _Inference,
+    writer: ClassifiedRasterWriter,
+    progress: ProgressCallback | None,
+) -> TileCounter:
+    """Segment ``source`` resampled to ``resolution`` and write the classes back on its own grid.
+
+    The classes of the processing grid go to a scratch GeoTIFF beside the output first: the
+    way back (``_resample_back``) reads them in blocks of the input grid.
+    """
+    share = INFERENCE_SHARE_WITH_RESAMPLING
+    with resampled(source, resolution) as processing, temporary_folder(writer.path) as scratch:
+        with _writer_on_grid_of(processing, Path(scratch) / "processing-grid.tif", run,
+                                confidence=writer.has_confidence, overviews=False) as processed:
+            counter = _classify_into(processing, run, processed, sub_progress(progress, 0.0, share))
+            classified = processed.finish()
+        _resample_back(classified, source, run.bands, writer, sub_progress(progress, share, 1.0), run.cancel)
+    return counter
 
 
 def block_layers(block: BlendedBlock, confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -312,42 +352,13 @@ def segment_raster(
         bands = choose_bands(source, options.bands, metadata.input_bands)
         scaling = compute_scaling(source, bands, metadata.input_scale)
         details = run_details(bands, scaling, tile, overlap, options)
-        writer = ClassifiedRasterWriter(
-            output_path,
-            width=source.width,
-            height=source.height,
-            crs=source.crs,
-            transform=source.transform,
-            classes=metadata.classes,
-            confidence=options.confidence,
-            tags={"SEGMENTATION": json.dumps({**details, "model": metadata.architecture})},
-        )
-        with writer:
+        run = _Inference(predictor, bands, scaling, tile, overlap, options.batch_size, cancel)
+        tags = {"SEGMENTATION": json.dumps({**details, "model": metadata.architecture})}
+        with _writer_on_grid_of(source, output_path, run, confidence=options.confidence, tags=tags) as writer:
             if options.resolution is None:
-                grid = TileGrid.for_raster(source.height, source.width, tile, overlap)
-                counter = TileCounter(grid.tile_count)
-                _classify_into(source, bands, scaling, predictor, grid, options.batch_size, writer, progress, cancel, counter)
+                counter = _classify_into(source, run, writer, progress)
             else:
-                share = INFERENCE_SHARE_WITH_RESAMPLING
-                with resampled(source, options.resolution) as processing, temporary_folder(output_path) as scratch:
-                    grid = TileGrid.for_raster(processing.height, processing.width, tile, overlap)
-                    counter = TileCounter(grid.tile_count)
-                    with ClassifiedRasterWriter(
-                        Path(scratch) / "processing-grid.tif",
-                        width=processing.width,
-                        height=processing.height,
-                        crs=processing.crs,
-                        transform=processing.transform,
-                        classes=metadata.classes,
-                        confidence=options.confidence,
-                        overviews=False,
-                    ) as processed:
-                        _classify_into(
-                            processing, bands, scaling, predictor, grid, options.batch_size, processed,
-                            sub_progress(progress, 0.0, share), cancel, counter,
-                        )
-                        classified = processed.finish()
-                    _resample_back(classified, source, bands, writer, sub_progress(progress, share, 1.0), cancel)
+                counter = _classify_resampled(source, options.resolution, run, writer, progress)
             check_cancelled(cancel)
             report(progress, 1.0, "writing overviews and class names")
             writer.finish(cancel)
