@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from dubai_segmenter.engine.atomic_file import written_atomically
 from dubai_segmenter.engine.classes import NODATA_CLASS
 from dubai_segmenter.engine.errors import ModelFileError
 from dubai_segmenter.engine.model_file import read_metadata
@@ -136,10 +137,9 @@ def write_preview(image_path: Path, classified_path: Path, destination: Path, ca
         loc="lower center", ncol=len(classes), frameon=False, fontsize=9,
     )
     figure.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))
-    partial = destination.with_name(f".{destination.name}.partial.png")
-    figure.savefig(partial, dpi=100)
+    with written_atomically(destination) as partial:
+        figure.savefig(partial, dpi=100)
     plt.close(figure)
-    partial.replace(destination)
     return destination
 
 

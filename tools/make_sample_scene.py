@@ -22,6 +22,8 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import from_origin
 from rasterio.warp import transform as reproject_points
 
+from dubai_segmenter.engine.atomic_file import written_atomically
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data" / "hitl-dubai"
 SOURCE = "Tile 5/images/image_part_008.jpg"  # a validation image (parts 008/009 of every tile)
@@ -82,20 +84,19 @@ def make_sample_scene(folder: Path, output: Path = OUTPUT) -> Path:
     if count != 3 or pixels.dtype != np.uint8:
         raise SystemExit(f"{source}: expected an 8-bit RGB image, got {count} bands of {pixels.dtype}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.partial")
-    with rasterio.open(
-        partial, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8",
-        crs=CRS.from_epsg(CRS_EPSG), transform=made_up_transform(width, height),
-        tiled=True, blockxsize=256, blockysize=256,
-        compress="jpeg", photometric="ycbcr", jpeg_quality=JPEG_QUALITY,
-    ) as dataset:
-        dataset.write(pixels)
-        dataset.colorinterp = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
-        dataset.update_tags(
-            SOURCE=f"hitl-dubai/{SOURCE}", SOURCE_SHA256=digest, LICENSE="CC0: Public Domain",
-            GEOREFERENCE="made up for demonstration", NOTE=SAMPLE_NOTE,
-        )
-    partial.replace(output)
+    with written_atomically(output) as partial:
+        with rasterio.open(
+            partial, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8",
+            crs=CRS.from_epsg(CRS_EPSG), transform=made_up_transform(width, height),
+            tiled=True, blockxsize=256, blockysize=256,
+            compress="jpeg", photometric="ycbcr", jpeg_quality=JPEG_QUALITY,
+        ) as dataset:
+            dataset.write(pixels)
+            dataset.colorinterp = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+            dataset.update_tags(
+                SOURCE=f"hitl-dubai/{SOURCE}", SOURCE_SHA256=digest, LICENSE="CC0: Public Domain",
+                GEOREFERENCE="made up for demonstration", NOTE=SAMPLE_NOTE,
+            )
     return output
 
 
@@ -135,18 +136,17 @@ def make_sample_truth(folder: Path, scene: Path = OUTPUT, output: Path = TRUTH_O
         if (sample.height, sample.width) != ids.shape:
             raise SystemExit(f"{source} is {ids.shape[::-1]} pixels, the sample {sample.width}x{sample.height}")
         profile = dict(crs=sample.crs, transform=sample.transform)
-    partial = output.with_name(f".{output.name}.partial")
-    with rasterio.open(
-        partial, "w", driver="GTiff", width=ids.shape[1], height=ids.shape[0], count=1, dtype="uint8",
-        nodata=NODATA_CLASS, tiled=True, blockxsize=256, blockysize=256, compress="deflate", predictor=2,
-        **profile,
-    ) as dataset:
-        dataset.write(ids, 1)
-        dataset.update_tags(
-            SOURCE=f"hitl-dubai/{SOURCE_MASK}", SOURCE_SHA256=digest, LICENSE="CC0: Public Domain",
-            GEOREFERENCE="made up for demonstration (the sample's)", NOTE="class ids of DUBAI_CLASSES; 255 = not annotated",
-        )
-    partial.replace(output)
+    with written_atomically(output) as partial:
+        with rasterio.open(
+            partial, "w", driver="GTiff", width=ids.shape[1], height=ids.shape[0], count=1, dtype="uint8",
+            nodata=NODATA_CLASS, tiled=True, blockxsize=256, blockysize=256, compress="deflate", predictor=2,
+            **profile,
+        ) as dataset:
+            dataset.write(ids, 1)
+            dataset.update_tags(
+                SOURCE=f"hitl-dubai/{SOURCE_MASK}", SOURCE_SHA256=digest, LICENSE="CC0: Public Domain",
+                GEOREFERENCE="made up for demonstration (the sample's)", NOTE="class ids of DUBAI_CLASSES; 255 = not annotated",
+            )
     return output
 
 

@@ -13,12 +13,12 @@ Run: ``.venv/bin/python -m tools.mirror_catalogue OUT_DIR [--search DIR ...]``
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import urllib.parse
 from pathlib import Path
 
+from dubai_segmenter.engine.atomic_file import written_atomically
 from dubai_segmenter.engine.model_catalogue import SHIPPED_CATALOGUE, file_digest, parse_catalogue
 from dubai_segmenter.engine.model_store import model_folders
 
@@ -53,9 +53,8 @@ def build_mirror(out_dir: Path, folders: list[Path], catalogue: Path = SHIPPED_C
                 missing.append(f"{entry.name}: {model_file.name} ({model_file.sha256})")
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.partial")
-            shutil.copyfile(source, partial)
-            os.replace(partial, target)
+            with written_atomically(target) as partial:
+                shutil.copyfile(source, partial)
             print(f"{target}  <- {source}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "models.json").write_text(text)

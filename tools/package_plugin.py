@@ -14,6 +14,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+from dubai_segmenter.engine.atomic_file import written_atomically
+
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = REPO / "dubai_segmenter"
 #: Written from the repository's top level, not from the plugin folder.
@@ -39,13 +41,11 @@ def plugin_files(plugin_dir: Path = PLUGIN_DIR) -> list[Path]:
 def build_zip(destination: Path, plugin_dir: Path = PLUGIN_DIR, top_level: Path = REPO) -> Path:
     """Write the installable zip to ``destination`` (atomically) and return its path."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with written_atomically(destination) as partial, zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in TOP_LEVEL_FILES:
             archive.write(top_level / name, f"{plugin_dir.name}/{name}")
         for path in plugin_files(plugin_dir):
             archive.write(path, f"{plugin_dir.name}/{path.relative_to(plugin_dir).as_posix()}")
-    partial.replace(destination)
     return destination
 
 

@@ -9,13 +9,14 @@ restores values into a network rebuilt in code: nothing in a checkpoint is execu
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import warnings
 from pathlib import Path
 from typing import Any
 
 import keras
+
+from dubai_segmenter.engine.atomic_file import written_atomically
 
 _KEEP = 2
 
@@ -29,7 +30,8 @@ def save_checkpoint(run_dir: Path, model: keras.Model, state: dict[str, Any]) ->
     folder.mkdir(parents=True)
     model.save_weights(folder / "model.weights.h5")
     (folder / "state.json").write_text(json.dumps(state, indent=1))
-    _write_atomic(root / "latest", folder.name)
+    with written_atomically(root / "latest") as latest:
+        latest.write_text(folder.name)
     for old in sorted(root.glob("epoch-*"))[:-_KEEP]:
         shutil.rmtree(old)
     return folder
@@ -53,9 +55,3 @@ def load_checkpoint(folder: Path, model: keras.Model) -> dict[str, Any]:
             raise ValueError(f"{folder}: the checkpoint does not fit this network and optimizer "
                              f"(another recipe?): {exc}") from exc
     return json.loads((folder / "state.json").read_text())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

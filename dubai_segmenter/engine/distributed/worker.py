@@ -16,6 +16,7 @@ from pathlib import Path
 from distributed import WorkerPlugin, get_worker
 from distributed.comm import get_address_host
 
+from dubai_segmenter.engine.atomic_file import written_atomically
 from dubai_segmenter.engine.onnx_file import file_sha256
 from dubai_segmenter.engine.predictors import Predictor, open_predictor
 
@@ -47,9 +48,8 @@ class ModelPlugin(WorkerPlugin):
     def setup(self, worker) -> None:
         path = Path(worker.local_directory) / f"model-{self.sha256}.onnx"
         if not path.is_file() or file_sha256(path) != self.sha256:
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            temporary.write_bytes(self.data)
-            os.replace(temporary, path)
+            with written_atomically(path) as temporary:
+                temporary.write_bytes(self.data)
         if file_sha256(path) != self.sha256:
             raise OSError(f"the model written to {path} does not match its SHA-256 {self.sha256}")
         self.data = b""  # the file on disk is enough now
