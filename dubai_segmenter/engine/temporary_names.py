@@ -64,8 +64,9 @@ def temporary_folder(final: str | os.PathLike) -> Iterator[Path]:
 def owner_of(candidate: str | os.PathLike, final: str | os.PathLike) -> int | None:
     """The process id that wrote ``candidate`` as a temporary of ``final``, else None.
 
-    Matches names made here and the vectorizer's ``.STEM.partial-PID.gpkg`` (the GeoPackage
-    driver needs its suffix), with any companion GDAL or SQLite adds.
+    Matches names made here and ``.STEM.partial-PID.gpkg``, the name earlier versions of the
+    vectorizer used (their leftovers may still lie beside an output), with any companion
+    GDAL or SQLite adds.
     """
     match = _PATTERN.match(Path(candidate).name)
     final = Path(final)

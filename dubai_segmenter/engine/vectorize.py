@@ -30,6 +30,7 @@ from .contract import POLYGON_LAYER, POLYGON_SUFFIX
 from .polygon_strips import Regions, SeamJoiner, Strip, canonical_polygons, run_cancellable, trace_strip
 from .progress import CancelCheck, ProgressCallback, check_cancelled, report
 from .raster_legend import raster_classes
+from .temporary_names import temporary_path
 
 # About 2 M pixels per strip: a few MB of working arrays and a few tens of MB of traced
 # pieces whatever the raster size; seams cost little, so smaller strips buy nothing.
@@ -238,7 +239,7 @@ class _GeoPackageLayer:
         self._path = path
         self._cancel = cancel
         self._abandoned = False
-        self._partial = path.with_name(f".{path.stem}.partial-{os.getpid()}.gpkg")
+        self._partial = temporary_path(path, suffix=POLYGON_SUFFIX)  # the GPKG driver needs its suffix
         self._layer_name = layer_name
         self._crs = crs
         self._pending = 0
