@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from dubai_segmenter.engine import temporary_names
 from dubai_segmenter.engine.errors import CatalogueError, DownloadCancelled, DownloadError
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -166,8 +167,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def temporary_path(folder: Path, name: str) -> Path:
-    """The hidden name a download is written under until it is checked (ignored by model_store and git)."""
-    return folder / f".{name}.{os.getpid()}.part"
+    """The hidden name a download is written under until it is checked (ignored by model_store and git),
+    named by ``temporary_names`` like every other file the engine writes."""
+    return temporary_names.temporary_path(folder / name, suffix=".part")
 
 
 def file_digest(path: Path) -> str:
