@@ -23,13 +23,15 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..child_process.runner import EngineCancelled, EngineError, run_engine
-from ..engine.classes import ClassInfo
+from ..engine.classes import DEFAULT_VECTOR_KEYS, ClassInfo
 from ..plugin_metadata import plugin_metadata
 from ..qgis_compat import NUMBER_DOUBLE
 from .engine_messages import for_qgis
 from .layer_styles import ClassStylePostProcessor
 
 ICON_PATH = Path(__file__).resolve().parent.parent / "icons" / "icon.png"
+#: The classes vectorized when none are chosen, for help texts ("building, road and water").
+DEFAULT_CLASSES_TEXT = f"{', '.join(DEFAULT_VECTOR_KEYS[:-1])} and {DEFAULT_VECTOR_KEYS[-1]}"
 #: What a cancelled run reports: a cancel is not an error, so this is information.
 CANCELLED_MESSAGE = "Cancelled: the engine was stopped and no output was written."
 

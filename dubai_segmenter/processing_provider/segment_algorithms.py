@@ -36,7 +36,7 @@ from ..engine.contract import POLYGON_LAYER, POLYGON_SUFFIX, RASTER_SUFFIXES
 from ..engine.raster_legend import raster_classes
 from ..qgis_compat import FILE_BEHAVIOUR_FILE, NUMBER_INTEGER, PARAMETER_ADVANCED, VECTOR_POLYGON_SOURCE
 from .classified_raster import class_areas, summary_text
-from .engine_algorithm import EngineAlgorithm, check_extension, help_html
+from .engine_algorithm import DEFAULT_CLASSES_TEXT, EngineAlgorithm, check_extension, help_html
 from .engine_python import engine_python
 from .input_preparation import (
     InputPreparationError,
@@ -80,7 +80,7 @@ _VECTORIZE_HELP = (
     f"Also turns the chosen classes into polygons (GeoPackage layer <i>{POLYGON_LAYER}</i> with fields "
     "class_id, class_name, area, perimeter).",
     "<b>Classes to vectorize</b>: names or ids of the model's classes, comma-separated (e.g. "
-    "building,road or 0,2); empty: building, road and water when the model has them, else all classes "
+    f"building,road or 0,2); empty: {DEFAULT_CLASSES_TEXT} when the model has them, else all classes "
     "but catch-alls such as unlabeled. <b>Minimum polygon area</b> (square map units) drops smaller "
     "regions; <b>Simplify tolerance</b> (map units) straightens pixel staircases, 0 keeps every pixel "
     "corner.",

@@ -19,7 +19,7 @@ from ..child_process.runner import EngineCancelled
 from ..engine.contract import POLYGON_LAYER, POLYGON_SUFFIX
 from ..engine.raster_legend import raster_classes
 from ..qgis_compat import VECTOR_POLYGON_SOURCE
-from .engine_algorithm import EngineAlgorithm, check_extension, help_html
+from .engine_algorithm import DEFAULT_CLASSES_TEXT, EngineAlgorithm, check_extension, help_html
 from .engine_python import engine_python
 from .input_preparation import local_gdal_file
 
@@ -28,7 +28,7 @@ _HELP = (
     "one polygon per connected region, holes kept, in the raster's CRS, written to a GeoPackage layer "
     f"<i>{POLYGON_LAYER}</i> with fields class_id, class_name, area and perimeter (map units).",
     "<b>Classes to vectorize</b>: names or ids of the raster's classes, comma-separated (e.g. building,road "
-    "or 0,2); empty: building, road and water when the raster has them, else all classes but catch-alls "
+    f"or 0,2); empty: {DEFAULT_CLASSES_TEXT} when the raster has them, else all classes but catch-alls "
     "such as unlabeled. Class names come from the raster's legend.",
     "<b>Minimum polygon area</b> drops smaller regions (square map units); <b>Simplify tolerance</b> "
     "straightens pixel staircases (map units; 0 keeps every pixel corner).",
