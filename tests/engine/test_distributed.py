@@ -30,7 +30,7 @@ distributed = pytest.importorskip("distributed")
 
 from dubai_segmenter.engine.distributed.chunk_task import chunk_probabilities  # noqa: E402
 from dubai_segmenter.engine.distributed.plan import ScenePlan, chunk_side  # noqa: E402
-from dubai_segmenter.engine.distributed.run import Scene, cluster_model, segment_scenes  # noqa: E402
+from dubai_segmenter.engine.distributed.run import Scene, segment_scenes  # noqa: E402
 from dubai_segmenter.engine.distributed.worker import ModelPlugin, worker_predictor  # noqa: E402
 from dubai_segmenter.engine.onnx_file import file_sha256, metadata_props  # noqa: E402
 from dubai_segmenter.engine.predictors import open_predictor  # noqa: E402

@@ -7,7 +7,6 @@ units so that swapped axes or a wrong pixel area cannot pass.
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 import sys
