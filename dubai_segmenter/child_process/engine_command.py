@@ -58,6 +58,7 @@ class SegmentRequest:
     batch_size: int | None = None
     resolution: float | None = None
     scheduler: str | None = None  # a Dask scheduler address: run on that cluster (same result)
+    tta: str | None = None  # test-time augmentation (contract.TTA_MODES); None = the engine's default
 
     def arguments(self) -> list[str]:
         args = [*_MODULE, "segment", _path(self.input_path), "--model", _path(self.model_path),
@@ -73,6 +74,8 @@ class SegmentRequest:
             args += ["--resolution", _number(self.resolution)]
         if self.scheduler:
             args += ["--scheduler", self.scheduler]
+        if self.tta is not None:
+            args += ["--tta", self.tta]
         return args + list(_PROGRESS)
 
     def outputs(self) -> list[str]:

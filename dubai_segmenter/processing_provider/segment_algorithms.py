@@ -19,6 +19,7 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
     QgsProcessingParameterDistance,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -54,6 +55,9 @@ MODEL_FILE_FILTER = "Dubai segmenter models (*.safetensors *.onnx);;All files (*
 PREPARATION_SHARE = {"none": 0.0, "warp": 5.0, "render": 25.0}
 
 
+#: The Quality choices: (label, the engine's --tta mode), in the order of the enum parameter.
+QUALITY_CHOICES: tuple[tuple[str, str], ...] = (("Fast", "none"), ("Best (test-time augmentation)", "flips"))
+
 _SEGMENT_HELP = (
     "Classifies every pixel of a raster into the land-cover classes of a model (for the Dubai models: "
     "building, land, road, vegetation, water, unlabeled) and writes a classified GeoTIFF in the input's "
@@ -69,6 +73,8 @@ _SEGMENT_HELP = (
     "little faster and needs more memory.",
     "<b>Resolution</b>: map units per pixel to resample to (empty or 0: the layer's own; required for "
     "web layers). <b>Extent</b> and <b>Only inside polygons</b>: process part of the layer only.",
+    "<b>Quality</b>: Fast runs each tile once; Best averages the model over the tile and its three "
+    "flips (test-time augmentation), about four times the model time.",
     "<b>Dask scheduler</b> (advanced): the address of a Dask cluster's scheduler, e.g. "
     "tcp://10.0.0.5:8786, to run the tiles on its workers with the same result; empty: this computer.",
     "The Python that runs the model is chosen in the Dubai Segmenter panel (or with the environment "
@@ -98,6 +104,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
     BATCH_SIZE = "BATCH_SIZE"
     RESOLUTION = "RESOLUTION"
     SCHEDULER = "SCHEDULER"
+    QUALITY = "QUALITY"
     EXTENT = "EXTENT"
     MASK = "MASK"
     OUTPUT = "OUTPUT"
@@ -138,6 +145,9 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, "Only inside polygons", [VECTOR_POLYGON_SOURCE], optional=True,
+        ))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.QUALITY, "Quality", options=[label for label, _ in QUALITY_CHOICES], defaultValue=0,
         ))
         scheduler = QgsProcessingParameterString(self.SCHEDULER, "Dask scheduler", optional=True)
         scheduler.setFlags(scheduler.flags() | PARAMETER_ADVANCED)
@@ -230,6 +240,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context) or None,
                 resolution=prepared.resolution,
                 scheduler=self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None,
+                tta=QUALITY_CHOICES[self.parameterAsEnum(parameters, self.QUALITY, context)][1],
             )
             try:
                 self.run_child(python, request.arguments(), request.outputs(), feedback, start=preparation)

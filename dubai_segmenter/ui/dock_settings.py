@@ -44,6 +44,8 @@ class DockSettings:
     simplify: float = 0.0
     raster_output: str = ""
     vector_output: str = ""
+    quality: int = 0  # index of the Processing algorithm's Quality choice: 0 Fast, 1 Best (TTA)
+    scheduler: str = ""  # a Dask scheduler address; empty = this computer
 
     @classmethod
     def load(cls, settings: QgsSettings | None = None) -> DockSettings:

@@ -32,6 +32,7 @@ from qgis.PyQt.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
@@ -172,6 +173,11 @@ class DockView(QWidget):
         self.model_summary = _GrowingText()
         self.model_summary.setObjectName("modelSummary")
         form.addRow(self.model_summary)
+        self.quality_combo = QComboBox()
+        self.quality_combo.addItems(["Fast", "Best"])
+        self.quality_combo.setToolTip("Best averages the model over each tile and its three flips "
+                                      "(test-time augmentation): about four times the model's time")
+        form.addRow("Quality", self.quality_combo)
         return group
 
     def add_model_button(self, button: QPushButton) -> None:
@@ -246,6 +252,11 @@ class DockView(QWidget):
                                        "packages (numpy, rasterio, shapely, safetensors, ONNX Runtime; "
                                        "TensorFlow on request) and use it")
         form.addRow(self.install_button)
+        self.scheduler_edit = QLineEdit()
+        self.scheduler_edit.setPlaceholderText("this computer")
+        self.scheduler_edit.setToolTip("Address of a Dask cluster's scheduler (e.g. tcp://10.0.0.5:8786) to run "
+                                       "the tiles on its workers, with the same result; empty: this computer")
+        form.addRow("Dask", self.scheduler_edit)
         self.advanced_group.setCollapsed(True)
         return self.advanced_group
 
@@ -310,6 +321,8 @@ class DockView(QWidget):
             simplify=self.simplify_spin.value(),
             raster_output=self.raster_output.filePath().strip(),
             vector_output=self.vector_output.filePath().strip(),
+            quality=self.quality_combo.currentIndex(),
+            scheduler=self.scheduler_edit.text().strip(),
         )
 
     def apply(self, settings: DockSettings) -> None:
@@ -327,6 +340,8 @@ class DockView(QWidget):
         self.simplify_spin.setValue(settings.simplify)
         self.raster_output.setFilePath(settings.raster_output)
         self.vector_output.setFilePath(settings.vector_output)
+        self.quality_combo.setCurrentIndex(settings.quality if 0 <= settings.quality < self.quality_combo.count() else 0)
+        self.scheduler_edit.setText(settings.scheduler)
 
     def set_classes(self, classes: Sequence[ClassInfo], checked_keys: Iterable[str]) -> None:
         """One checkable row per class of the model, in its colour."""

@@ -49,6 +49,8 @@ def run_parameters(settings: DockSettings, inputs: RunInputs) -> tuple[str, dict
         "BATCH_SIZE": settings.batch,
         "RESOLUTION": settings.resolution or None,  # 0 = the layer's own
         "OUTPUT": settings.raster_output or TEMPORARY_OUTPUT,
+        "QUALITY": settings.quality,
+        "SCHEDULER": settings.scheduler,
     }
     if inputs.bands and all(b > 0 for b in inputs.bands):
         params["BANDS"] = list(inputs.bands)

@@ -32,6 +32,7 @@ FULL = SegmentRequest(
     out_vector="out/polygons.gpkg",
     vectorize=VectorizeOptions(classes=("building", "4"), min_area=12.5, simplify=0.25),
     bands=(4, 3, 2), tile_size=256, overlap=0, batch_size=3, resolution=0.3, scheduler="tcp://10.0.0.5:8786",
+    tta="flips",
 )
 
 #: SegmentRequest field -> the engine's view of it after parsing (and the engine's own conversions).
@@ -47,6 +48,7 @@ MEANT = {
     "batch_size": lambda a: a.batch == 3,
     "resolution": lambda a: a.resolution == 0.3,
     "scheduler": lambda a: a.scheduler == "tcp://10.0.0.5:8786" and a.cluster is None,
+    "tta": lambda a: a.tta == "flips",
 }
 
 

@@ -48,13 +48,14 @@ def test_toolbox_parameters_reach_the_engine_as_chosen(provider, commands, files
         "INPUT": str(scene), "BANDS": [3, 2, 1], "MODEL": str(model), "TILE_SIZE": 64, "OVERLAP": 0,
         "BATCH_SIZE": 2, "RESOLUTION": 0.25, "SCHEDULER": " tcp://10.0.0.5:8786 ", "CLASSES": "building, 4",
         "MIN_AREA": 2.5, "SIMPLIFY": 0.5, "OUTPUT": str(folder / "c.tif"), "OUTPUT_VECTOR": str(folder / "p.gpkg"),
+        "QUALITY": 1,
     })
     (args,) = commands
     assert (args.command, args.inputs, args.model, args.out_raster, args.out_vector) == (
         "segment", [str(scene)], str(model), str(folder / "c.tif"), str(folder / "p.gpkg"))
     assert (args.bands, args.tile, args.overlap, args.batch, args.resolution) == ("3,2,1", 64, 0, 2, 0.25)
     assert (args.scheduler, args.classes, args.min_area, args.simplify) == ("tcp://10.0.0.5:8786", "building,4", 2.5, 0.5)
-    assert args.progress == "lines"
+    assert (args.tta, args.progress) == ("flips", "lines")
 
 
 def test_empty_toolbox_fields_leave_the_model_defaults(provider, commands, files):
@@ -64,7 +65,7 @@ def test_empty_toolbox_fields_leave_the_model_defaults(provider, commands, files
     })
     (args,) = commands
     assert (args.tile, args.overlap, args.bands, args.resolution, args.scheduler) == (None, None, None, None, None)
-    assert (args.batch, args.out_vector) == (1, None)
+    assert (args.batch, args.out_vector, args.tta) == (1, None, "none")
 
 
 def test_vectorize_parameters_reach_the_engine_as_chosen(provider, commands, files):
@@ -83,7 +84,7 @@ def test_the_docks_settings_reach_the_engine_as_chosen(provider, commands, files
     QgsProject.instance().addMapLayer(layer)  # the dock passes the layer by its id
     settings = DockSettings(model=str(model), tile=96, overlap=0, batch=3, resolution=0.75, classes=("road",),
                             min_area=4.0, simplify=0.0, raster_output=str(folder / "c.tif"),
-                            vector_output=str(folder / "p.gpkg"))
+                            vector_output=str(folder / "p.gpkg"), quality=1, scheduler="tcp://10.0.0.5:8786")
     algorithm, parameters = run_parameters(settings, RunInputs(layer, bands=(1, 1, 1), model_read=True))
     try:
         processing.run(algorithm, parameters)
@@ -94,3 +95,4 @@ def test_the_docks_settings_reach_the_engine_as_chosen(provider, commands, files
         [str(scene)], str(model), str(folder / "c.tif"), str(folder / "p.gpkg"))
     assert (args.bands, args.tile, args.overlap, args.batch, args.resolution) == ("1,1,1", 96, 0, 3, 0.75)
     assert (args.classes, args.min_area, args.simplify) == ("road", 4.0, 0.0)
+    assert (args.tta, args.scheduler) == ("flips", "tcp://10.0.0.5:8786")

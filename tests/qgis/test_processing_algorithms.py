@@ -427,3 +427,14 @@ def test_the_run_log_names_ignored_bands_and_each_bands_stretch(provider, colour
     (line,) = [text for text in feedback.console if text.startswith("Input: ")]
     assert line.startswith("Input: bands 3,2,1 of 4 used; band 4 ignored; values stretched band 3 "), line
     assert ", band 2 " in line and ", band 1 " in line and "-> 0..255" in line
+
+
+def test_best_quality_averages_flipped_tiles_and_keeps_the_classes(provider, scenes, colour_model, tmp_path):
+    """Quality "Best" runs the engine with --tta flips; a per-pixel model gives the same classes."""
+    feedback = CommandFeedback()
+    result = processing.run("dubai_segmenter:segment_raster", {
+        "INPUT": str(scenes[0][0]), "MODEL": str(colour_model), "QUALITY": 1, "OUTPUT": str(tmp_path / "best.tif"),
+    }, feedback=feedback)
+    [command] = feedback.commands
+    assert " --tta flips " in f"{command} "
+    np.testing.assert_array_equal(read_band(result["OUTPUT"]), scenes[0][1])
