@@ -7,8 +7,10 @@ must not load (that is the point of the plugin's design).
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -18,10 +20,11 @@ from osgeo import gdal, osr
 from qgis.core import QgsApplication, QgsSettings
 from qgis.PyQt.QtCore import QCoreApplication
 
-from dubai_segmenter.child_process.interpreter import resolve_interpreter
+from dubai_segmenter.child_process.interpreter import ENV_VAR, resolve_interpreter
 from dubai_segmenter.processing_provider.engine_python import SETTING_PYTHON
 from dubai_segmenter.processing_provider.provider import DubaiSegmenterProvider
 from tests.engine.helpers import paint
+from tools.package_plugin import build_zip
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGIN = (300_000.0, 2_780_000.0)  # UTM 40N, Dubai
@@ -126,3 +129,31 @@ def child_processes_writing(path: Path) -> list[int]:
                 continue
     return pids
 
+
+#: Debian's /usr/bin/qgis_process wrapper passes an option 3.22 rejects (README, "Command line").
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"
+
+
+
+@pytest.fixture(scope="module")
+def qgis_process(tmp_path_factory):
+    """Run qgis_process with the packaged plugin enabled in a fresh profile."""
+    # Never a skip: `make setup` installs QGIS (Debian package qgis), so a missing runner is a broken setup.
+    assert os.path.exists(QGIS_PROCESS), f"{QGIS_PROCESS} is missing: run `make setup` (it installs Debian's qgis)"
+    root = tmp_path_factory.mktemp("qgis_process")
+    plugins = root / "plugins"
+    with zipfile.ZipFile(build_zip(root / "dubai_segmenter.zip")) as archive:
+        archive.extractall(plugins)
+    env = dict(os.environ, HOME=str(root / "home"), QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen")
+    for inherited in ("QGIS_CUSTOM_CONFIG_PATH", "QGIS_OPTIONS_PATH"):  # pytest-qgis's profile, not a fresh one
+        env.pop(inherited, None)
+    # The unpacked plugin is not in a checkout, so it is told which Python runs the engine.
+    env[ENV_VAR] = resolve_interpreter(None, {}).path
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=300)
+
+    enabled = run("plugins", "enable", "dubai_segmenter")
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    run.env, run.plugins = env, plugins  # for tests that run other programs in the same fresh profile
+    return run

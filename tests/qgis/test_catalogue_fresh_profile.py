@@ -17,7 +17,6 @@ import numpy as np
 
 from tests.model_server import ModelServer
 from tests.qgis.conftest import read_band, scene_ids, write_painted_raster
-from tests.qgis.test_qgis_process import pytestmark, qgis_process  # noqa: F401 - the shared fixture
 
 NAME = "colour-v1"
 FILE = f"{NAME}.safetensors"

@@ -8,47 +8,14 @@ the plugin must be enabled once (`qgis_process plugins enable`), as on a fresh m
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from osgeo import gdal
 
-from dubai_segmenter.child_process.interpreter import ENV_VAR, resolve_interpreter
 from tests.qgis.class_models import classes_of, paint_classes, stripes
 from tests.qgis.conftest import read_band, scene_ids, write_painted_raster
-from tools.package_plugin import build_zip
-
-#: Debian's /usr/bin/qgis_process wrapper passes an option 3.22 rejects (README, "Command line").
-QGIS_PROCESS = "/usr/bin/qgis_process.bin"
-
-
-
-@pytest.fixture(scope="module")
-def qgis_process(tmp_path_factory):
-    """Run qgis_process with the packaged plugin enabled in a fresh profile."""
-    # Never a skip: `make setup` installs QGIS (Debian package qgis), so a missing runner is a broken setup.
-    assert os.path.exists(QGIS_PROCESS), f"{QGIS_PROCESS} is missing: run `make setup` (it installs Debian's qgis)"
-    root = tmp_path_factory.mktemp("qgis_process")
-    plugins = root / "plugins"
-    with zipfile.ZipFile(build_zip(root / "dubai_segmenter.zip")) as archive:
-        archive.extractall(plugins)
-    env = dict(os.environ, HOME=str(root / "home"), QGIS_PLUGINPATH=str(plugins), QT_QPA_PLATFORM="offscreen")
-    for inherited in ("QGIS_CUSTOM_CONFIG_PATH", "QGIS_OPTIONS_PATH"):  # pytest-qgis's profile, not a fresh one
-        env.pop(inherited, None)
-    # The unpacked plugin is not in a checkout, so it is told which Python runs the engine.
-    env[ENV_VAR] = resolve_interpreter(None, {}).path
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=300)
-
-    enabled = run("plugins", "enable", "dubai_segmenter")
-    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
-    run.env, run.plugins = env, plugins  # for tests that run other programs in the same fresh profile
-    return run
 
 
 def test_the_provider_lists_its_algorithms_and_the_example_model(qgis_process):
