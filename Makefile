@@ -16,7 +16,7 @@ PIP_STAMP := $(VENV)/.requirements-ok
 export QT_QPA_PLATFORM := offscreen
 export XDG_RUNTIME_DIR := /tmp/runtime-$(shell id -u)
 
-.PHONY: setup test package demo bench bench-quick train evaluate clean qt6-check screenshots
+.PHONY: setup test lint package demo bench bench-quick train evaluate clean qt6-check screenshots
 
 setup: $(PIP_STAMP)
 
@@ -35,9 +35,14 @@ $(PIP_STAMP): requirements.txt | $(APT_STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-test: setup qt6-check
+test: setup qt6-check lint
 	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
 	$(PY) -m pytest
+
+# Style and correctness checks (ruff, configured in pyproject.toml); `make test` runs it first,
+# so CI fails on a lint error. `$(VENV)/bin/ruff check --fix .` applies the safe fixes.
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # Qt 5-only code in the plugin (QGIS 4 runs Qt 6), checked under PyQt6 in its own venv.
 QT6_VENV := .venv-qt6

@@ -101,6 +101,7 @@ def _time_backends(paths: dict[str, str], threads: int, repeats: int, batches: l
     """Child process: open the model with each backend, then time the batches, alternating backends."""
     if "tf" in paths:
         import dubai_segmenter.engine  # noqa: F401 - loads the system SQLite before TensorFlow
+        # isort: split
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)

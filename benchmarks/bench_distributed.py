@@ -69,8 +69,9 @@ def run(quick: bool) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         raster = write_synthetic_raster(folder / "scene.tif", size)
-        single = measure_command([sys.executable, "-m", "dubai_segmenter", "segment", str(raster), "--model", str(model),
-                                  "--out-raster", str(folder / "single.tif"), "--progress", "none"])
+        single = measure_command([sys.executable, "-m", "dubai_segmenter", "segment", str(raster),
+                                  "--model", str(model), "--out-raster", str(folder / "single.tif"),
+                                  "--progress", "none"])
         tiles, runs = tile_runs(size, size, tile, overlap, chunk)
         rows.append({
             "benchmark": f"1 process x 2 threads, {size}^2", "wall_s": round(single.seconds, 1),

@@ -46,11 +46,12 @@ def model_dir() -> Path:
 
 def build_mosaic(path: Path, cells: int, data_root: Path | None = None) -> Path:
     """A cells x cells grid of CELL x CELL centre crops of the dataset's images, as a GeoTIFF."""
+    import warnings
+
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
     from rasterio.transform import from_origin
     from rasterio.windows import Window
-    import warnings
 
     from training.dataset import data_dir, list_samples
 

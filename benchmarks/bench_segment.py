@@ -153,7 +153,8 @@ def full_model_rows(quick: bool, folder: Path) -> list[dict]:
             wall = time.perf_counter() - started
             model_flops = timed.tiles * flops_per_tile / timed.seconds
             rows.append({
-                "benchmark": f"IRV2 U-Net {FULL_SIZE}^2 raster, tile {FULL_TILE} ({flops_per_tile / 1e9:.0f} GFLOP/tile)",
+                "benchmark": f"IRV2 U-Net {FULL_SIZE}^2 raster, tile {FULL_TILE} "
+                             f"({flops_per_tile / 1e9:.0f} GFLOP/tile)",
                 "overlap": overlap,
                 "batch": batch,
                 "tiles": result.tiles,
@@ -175,7 +176,8 @@ def memory_rows(quick: bool, folder: Path) -> list[dict]:
     for width, height in QUICK_MEMORY_SHAPES if quick else MEMORY_SHAPES:
         raster = write_synthetic_raster(folder / f"memory_{width}x{height}.tif", width, height=height)
         output = folder / f"memory_{width}x{height}_classes.tif"
-        measured = measure_command([sys.executable, "-m", _MODULE, "segment", str(raster), str(model_path), str(output)])
+        measured = measure_command(
+            [sys.executable, "-m", _MODULE, "segment", str(raster), str(model_path), str(output)])
         child = json.loads(measured.stdout)
         smallest = measured.peak_rss_mb if smallest is None else smallest
         rows.append({

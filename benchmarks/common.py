@@ -25,9 +25,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 #: Side of the square float32 matrices whose product defines the machine's peak.
 MATMUL_SIZE = 4096

@@ -5,7 +5,7 @@ that ``python -m dubai_segmenter`` (the engine's command line) runs without QGIS
 """
 
 
-def classFactory(iface):  # noqa: N802 - name fixed by the QGIS plugin API
+def classFactory(iface):
     """Create the plugin for QGIS's plugin manager."""
     from .plugin import DubaiSegmenterPlugin
 

@@ -29,12 +29,12 @@ class DubaiSegmenterPlugin:
         self.toolbar = None
         self.dock: SegmenterDock | None = None
 
-    def initProcessing(self) -> None:  # noqa: N802 - QGIS plugin API
+    def initProcessing(self) -> None:
         """Register the Processing provider (also called by qgis_process without a GUI)."""
         self.provider = DubaiSegmenterProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
 
-    def initGui(self) -> None:  # noqa: N802 - QGIS plugin API
+    def initGui(self) -> None:
         self.initProcessing()
         self.action = QAction(QIcon(str(ICON_PATH)), "Segment land cover…", self.iface.mainWindow())
         self.action.setObjectName("dubaiSegmenterAction")

@@ -35,4 +35,5 @@ RASTER_WRITER_SUCCESS = _lookup("Qgis.RasterFileWriterResult.Success", "QgsRaste
 RASTER_CAPABILITY_SIZE = _lookup("Qgis.RasterInterfaceCapability.Size", "QgsRasterInterface.Capability.Size")
 WKT_PREFERRED_GDAL = _lookup("Qgis.CrsWktVariant.PreferredGdal",
                              "QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED_GDAL")
-PARAMETER_ADVANCED = _lookup("Qgis.ProcessingParameterFlag.Advanced", "QgsProcessingParameterDefinition.Flag.FlagAdvanced")
+PARAMETER_ADVANCED = _lookup(
+    "Qgis.ProcessingParameterFlag.Advanced", "QgsProcessingParameterDefinition.Flag.FlagAdvanced")

@@ -49,7 +49,7 @@ class ModelServer:
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 server.requests.append(self.path)
                 if self.path == "/models.json":
                     return self._send(server.catalogue)
@@ -93,7 +93,7 @@ class ModelServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/models.json"
 
-    def __enter__(self) -> "ModelServer":
+    def __enter__(self) -> ModelServer:
         self._thread.start()
         return self
 

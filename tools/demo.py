@@ -24,10 +24,10 @@ import rasterio
 
 from dubai_segmenter.engine.atomic_file import written_atomically
 from dubai_segmenter.engine.classes import NODATA_CLASS
+from dubai_segmenter.engine.cli import _backend_choice_on_stderr
 from dubai_segmenter.engine.errors import ModelFileError
 from dubai_segmenter.engine.model_file import read_metadata
 from dubai_segmenter.engine.model_store import model_folders, resolve_model
-from dubai_segmenter.engine.cli import _backend_choice_on_stderr
 from tools.make_sample_scene import OUTPUT as SAMPLE_SCENE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,8 +76,8 @@ def run_demo(model: Path, sample: Path = SAMPLE_SCENE, output_dir: Path = OUTPUT
              tile_size: int | None = None, verbose: bool = False) -> DemoResult:
     """Segment ``sample`` with ``model`` into ``output_dir``: GeoTIFF, GeoPackage and PNG preview."""
     from dubai_segmenter.engine.predictors import open_predictor
-    from dubai_segmenter.engine.segment import segment_raster
     from dubai_segmenter.engine.raster_legend import raster_classes
+    from dubai_segmenter.engine.segment import segment_raster
     from dubai_segmenter.engine.vectorize import vectorize_classes
 
     shown = [-1]

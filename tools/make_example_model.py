@@ -71,7 +71,8 @@ def build_model():
     vectorize.setChildId("vectorize")
     vectorize.setDescription("Vectorize classes")
     vectorize.setPosition(QPointF(360, 260))
-    vectorize.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("segment", "OUTPUT")])
+    vectorize.addParameterSources(
+        "INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("segment", "OUTPUT")])
     # Empty: the classified raster's default classes (building, road, water for the Dubai models).
     vectorize.addParameterSources("CLASSES", [QgsProcessingModelChildParameterSource.fromStaticValue("")])
     vectorize.addParameterSources("MIN_AREA", [QgsProcessingModelChildParameterSource.fromStaticValue(0.0)])

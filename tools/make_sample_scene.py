@@ -84,19 +84,18 @@ def make_sample_scene(folder: Path, output: Path = OUTPUT) -> Path:
     if count != 3 or pixels.dtype != np.uint8:
         raise SystemExit(f"{source}: expected an 8-bit RGB image, got {count} bands of {pixels.dtype}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    with written_atomically(output) as partial:
-        with rasterio.open(
-            partial, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8",
-            crs=CRS.from_epsg(CRS_EPSG), transform=made_up_transform(width, height),
-            tiled=True, blockxsize=256, blockysize=256,
-            compress="jpeg", photometric="ycbcr", jpeg_quality=JPEG_QUALITY,
-        ) as dataset:
-            dataset.write(pixels)
-            dataset.colorinterp = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
-            dataset.update_tags(
-                SOURCE=f"hitl-dubai/{SOURCE}", SOURCE_SHA256=digest, LICENSE="CC0: Public Domain",
-                GEOREFERENCE="made up for demonstration", NOTE=SAMPLE_NOTE,
-            )
+    with written_atomically(output) as partial, rasterio.open(
+        partial, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8",
+        crs=CRS.from_epsg(CRS_EPSG), transform=made_up_transform(width, height),
+        tiled=True, blockxsize=256, blockysize=256,
+        compress="jpeg", photometric="ycbcr", jpeg_quality=JPEG_QUALITY,
+    ) as dataset:
+        dataset.write(pixels)
+        dataset.colorinterp = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+        dataset.update_tags(
+            SOURCE=f"hitl-dubai/{SOURCE}", SOURCE_SHA256=digest, LICENSE="CC0: Public Domain",
+            GEOREFERENCE="made up for demonstration", NOTE=SAMPLE_NOTE,
+        )
     return output
 
 
@@ -136,17 +135,17 @@ def make_sample_truth(folder: Path, scene: Path = OUTPUT, output: Path = TRUTH_O
         if (sample.height, sample.width) != ids.shape:
             raise SystemExit(f"{source} is {ids.shape[::-1]} pixels, the sample {sample.width}x{sample.height}")
         profile = dict(crs=sample.crs, transform=sample.transform)
-    with written_atomically(output) as partial:
-        with rasterio.open(
-            partial, "w", driver="GTiff", width=ids.shape[1], height=ids.shape[0], count=1, dtype="uint8",
-            nodata=NODATA_CLASS, tiled=True, blockxsize=256, blockysize=256, compress="deflate", predictor=2,
-            **profile,
-        ) as dataset:
-            dataset.write(ids, 1)
-            dataset.update_tags(
-                SOURCE=f"hitl-dubai/{SOURCE_MASK}", SOURCE_SHA256=digest, LICENSE="CC0: Public Domain",
-                GEOREFERENCE="made up for demonstration (the sample's)", NOTE="class ids of DUBAI_CLASSES; 255 = not annotated",
-            )
+    with written_atomically(output) as partial, rasterio.open(
+        partial, "w", driver="GTiff", width=ids.shape[1], height=ids.shape[0], count=1, dtype="uint8",
+        nodata=NODATA_CLASS, tiled=True, blockxsize=256, blockysize=256, compress="deflate", predictor=2,
+        **profile,
+    ) as dataset:
+        dataset.write(ids, 1)
+        dataset.update_tags(
+            SOURCE=f"hitl-dubai/{SOURCE_MASK}", SOURCE_SHA256=digest, LICENSE="CC0: Public Domain",
+            GEOREFERENCE="made up for demonstration (the sample's)",
+            NOTE="class ids of DUBAI_CLASSES; 255 = not annotated",
+        )
     return output
 
 

@@ -44,9 +44,11 @@ def build_mirror(out_dir: Path, folders: list[Path], catalogue: Path = SHIPPED_C
         for model_file in entry.files:
             relative = urllib.parse.urlsplit(model_file.url)
             if not model_file.url.startswith("file:///mirror/"):
-                raise SystemExit(f"{model_file.name}: its URL {model_file.url} is absolute; a mirror needs relative URLs")
+                raise SystemExit(
+                    f"{model_file.name}: its URL {model_file.url} is absolute; a mirror needs relative URLs")
             target = out_dir / urllib.parse.unquote(relative.path[len("/mirror/"):])
-            if target.is_file() and target.stat().st_size == model_file.size and file_digest(target) == model_file.sha256:
+            if target.is_file() and target.stat().st_size == model_file.size \
+                    and file_digest(target) == model_file.sha256:
                 continue
             source = find_by_hash(folders, model_file.size, model_file.sha256)
             if source is None:

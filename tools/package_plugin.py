@@ -41,7 +41,8 @@ def plugin_files(plugin_dir: Path = PLUGIN_DIR) -> list[Path]:
 def build_zip(destination: Path, plugin_dir: Path = PLUGIN_DIR, top_level: Path = REPO) -> Path:
     """Write the installable zip to ``destination`` (atomically) and return its path."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with written_atomically(destination) as partial, zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with written_atomically(destination) as partial, \
+            zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in TOP_LEVEL_FILES:
             archive.write(top_level / name, f"{plugin_dir.name}/{name}")
         for path in plugin_files(plugin_dir):

@@ -9,9 +9,9 @@ training-mode and inference-mode predictions is measured and written into the ru
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
-from typing import Iterable, Iterator
 
 import keras
 import numpy as np

@@ -77,12 +77,12 @@ class Recipe:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
         """The recipe written by `to_dict` (a run folder's run.json)."""
         crops = {int(k): tuple(v) for k, v in data.get("reference_crop_sizes", {}).items()}
         return cls(**{**data, "reference_crop_sizes": crops})
 
-    def with_overrides(self, **changes: Any) -> "Recipe":
+    def with_overrides(self, **changes: Any) -> Recipe:
         """A copy with some knobs changed (tests use tiny models and sizes)."""
         return dataclasses.replace(self, **changes)
 

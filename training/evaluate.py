@@ -70,7 +70,8 @@ def evaluate_model(model_path: Path, out_dir: Path, data_root: Path | None = Non
         squashed = reference.add(small_labels, squashed_predictor.predict(small_inputs)[0])
         per_image.append({"image": sample.name, "width": labels.shape[1], "height": labels.shape[0],
                           "pixel_accuracy": own["pixel_accuracy"], "mean_iou": own["mean_iou"],
-                          "soft_dice": own["soft_dice"], "reference_protocol_pixel_accuracy": squashed["pixel_accuracy"]})
+                          "soft_dice": own["soft_dice"],
+                          "reference_protocol_pixel_accuracy": squashed["pixel_accuracy"]})
         prediction_panel(image, labels, probabilities.argmax(axis=-1), f"{sample.name}: pixel accuracy "
                          f"{own['pixel_accuracy']:.3f}, mean IoU {_fmt(own['mean_iou'])}",
                          out_dir / "figures" / f"{sample.name.replace('/', '_').replace(' ', '_')}.png")

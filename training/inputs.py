@@ -7,8 +7,8 @@ seconds per training step on the CPU, and `prefetch` overlaps the two.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np

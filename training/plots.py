@@ -7,12 +7,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window (and never Qt next to QGIS)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Patch
 
-from dubai_segmenter.engine.classes import DUBAI_CLASSES  # noqa: E402
-from training.dataset import colorize  # noqa: E402
+from dubai_segmenter.engine.classes import DUBAI_CLASSES
+from training.dataset import colorize
 
 #: Logged quantities drawn as curves, each with its val_ twin when present.
 _CURVES = ("loss", "masked_accuracy", "soft_dice", "mean_iou")

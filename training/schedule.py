@@ -48,7 +48,7 @@ class Cycle:
         fraction = min(max((k - self.warmup) / span, 0.0), 1.0)
         return self.floor + (self.peak - self.floor) * 0.5 * (1 + math.cos(math.pi * fraction))
 
-    def converted(self, steps_done: int, seconds_done: float, seconds_per_step: float) -> "Cycle":
+    def converted(self, steps_done: int, seconds_done: float, seconds_per_step: float) -> Cycle:
         """This cycle with `end` set: the steps that fit in the hours left at the measured step time."""
         left = max(self.hours * 3600 - seconds_done, 0.0)
         return Cycle(self.start, steps_done + int(left // max(seconds_per_step, 1e-9)), self.warmup,
@@ -58,7 +58,7 @@ class Cycle:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Cycle":
+    def from_dict(cls, data: dict[str, Any]) -> Cycle:
         return cls(**data)
 
 
@@ -83,8 +83,5 @@ def plan_cycle(recipe: Recipe, state: dict[str, Any], steps: int | None, hours: 
         warmup, peak = recipe.warmup_steps, recipe.learning_rate
     else:
         warmup, peak = recipe.restart_warmup_steps, recipe.restart_learning_rate or recipe.learning_rate
-    if hours is not None:
-        end = done if hours * 3600 <= seconds else None
-    else:
-        end = max(steps, done)
+    end = max(steps, done) if hours is None else (done if hours * 3600 <= seconds else None)
     return Cycle(done, end, warmup, peak, recipe.min_learning_rate, hours)

@@ -26,11 +26,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from training.batchnorm import mode_agreement, recalibrate_batchnorm
 from dubai_segmenter.engine.errors import ModelFileError
 from dubai_segmenter.engine.onnx_file import file_sha256
-from training.callbacks import (KeepFreedMemory, PeriodicValidation, ResumableEarlyStopping, RunCheckpoint,
-                                TrainingClock)
+from training.batchnorm import mode_agreement, recalibrate_batchnorm
+from training.callbacks import KeepFreedMemory, PeriodicValidation, ResumableEarlyStopping, RunCheckpoint, TrainingClock
 from training.checkpoint import latest_checkpoint, load_checkpoint
 from training.config import RECIPES, Recipe, get_recipe
 from training.dataset import class_frequencies, data_dir, describe_split, load_sample
@@ -108,7 +107,8 @@ def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, 
     if recipe.early_stopping_patience:
         stopping = ResumableEarlyStopping(recipe, state.get("wait", 0), state.get("stopping_best"),
                                           state.get("stopping_best_epoch", 0))
-    callbacks = [KeepFreedMemory(), PeriodicValidation(recipe, validation, calibration), clock, best, *([stopping] if stopping else []),
+    callbacks = [KeepFreedMemory(), PeriodicValidation(recipe, validation, calibration), clock, best,
+                 *([stopping] if stopping else []),
                  keras.callbacks.CSVLogger(str(run_dir / "model_training.csv"), append=True),
                  RunCheckpoint(run_dir, clock, best, stopping)]
     stopped_early = stopping is not None and stopping.wait >= stopping.patience

@@ -115,7 +115,8 @@ class DependencyReport:
             parts.append(f"The Python {self.interpreter} lacks packages the engine needs: {listed}.")
         for name, error in self.broken.items():
             parts.append(f"The package {name} is installed in {self.interpreter.path} but fails to import ({error}).")
-        parts.append(f"Install them with:\n    {self.pip_command()}\nor choose another Python in the Dubai Segmenter panel.")
+        parts.append(f"Install them with:\n    {self.pip_command()}\n"
+                     "or choose another Python in the Dubai Segmenter panel.")
         return "\n".join(parts)
 
 

@@ -7,8 +7,8 @@ because the child runs in the plugin's parent folder, not the caller's.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 _MODULE = ("-m", "dubai_segmenter")
 _PROGRESS = ("--progress", "lines")

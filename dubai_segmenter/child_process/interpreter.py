@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 #: Environment variable naming the interpreter (used by qgis_process runs and CI).
 ENV_VAR = "DUBAI_SEGMENTER_PYTHON"

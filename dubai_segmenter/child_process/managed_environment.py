@@ -60,8 +60,8 @@ def create_environment(env_dir: Path, log: LogHandler, cancel: CancelCheck | Non
     """Create ``env_dir`` with the engine's packages and return its Python.
 
     Takes a minute or two (several with ``training``: TensorFlow takes 1.3 GB) and needs the
-    package index; ``log`` gets pip's output as it comes and ``cancel()`` stops it. Raises InterpreterError naming the step
-    that failed and pip's last words.
+    package index; ``log`` gets pip's output as it comes and ``cancel()`` stops it. Raises
+    InterpreterError naming the step that failed and pip's last words.
     """
     for python, arguments in setup_steps(base or base_python(), env_dir, training):
         log(" ".join([python, *arguments]))

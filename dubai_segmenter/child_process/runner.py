@@ -13,8 +13,9 @@ import queue
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable
 
 from ..engine.contract import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK
 from ..engine.output_claim import claim_path, read_claim
@@ -80,7 +81,7 @@ def engine_environment(base: Mapping[str, str] | None = None, plugin_dir: Path =
     return env
 
 
-def _pump(stream, name: str, lines: "queue.Queue[tuple[str, str | None]]") -> None:
+def _pump(stream, name: str, lines: queue.Queue[tuple[str, str | None]]) -> None:
     for line in iter(stream.readline, ""):
         lines.put((name, line.rstrip("\r\n")))
     stream.close()
@@ -188,7 +189,7 @@ def run_engine(
     except OSError as exc:
         raise EngineError(f"Cannot start the Python interpreter {python}: {exc.strerror or exc}") from exc
 
-    lines: "queue.Queue[tuple[str, str | None]]" = queue.Queue()
+    lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
     readers = [
         threading.Thread(target=_pump, args=(process.stdout, "out", lines), daemon=True),
         threading.Thread(target=_pump, args=(process.stderr, "err", lines), daemon=True),

@@ -15,7 +15,8 @@ rules below are needed by code that must not import TensorFlow (reading model fi
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import keras
@@ -103,7 +104,7 @@ def build_model(
     input_bands: int,
     tile_size: int,
     encoder_weights: str | None = None,
-) -> "keras.Model":
+) -> keras.Model:
     """Build one of ``ARCHITECTURES`` for square tiles of ``tile_size`` pixels.
 
     The output is (tile, tile, num_classes) softmax probabilities. ``encoder_weights``
@@ -127,7 +128,7 @@ def build_model(
     return _build_pixel_linear(num_classes, input_bands, tile_size)
 
 
-def irv2_skip_layer_names(encoder: "keras.Model", tile_size: int) -> list[str]:
+def irv2_skip_layer_names(encoder: keras.Model, tile_size: int) -> list[str]:
     """Names of the encoder layers feeding the U-Net: skips at 1/2, 1/4, 1/8, bridge at 1/16.
 
     Rule: group the encoder's ReLU activations by stride level, level = floor(log2(tile /
@@ -162,7 +163,7 @@ def _is_relu(layer: Any) -> bool:
     return isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.relu
 
 
-def _set_bn_momentum(model: "keras.Model", momentum: float) -> None:
+def _set_bn_momentum(model: keras.Model, momentum: float) -> None:
     import keras
 
     for layer in model.layers:
@@ -170,7 +171,7 @@ def _set_bn_momentum(model: "keras.Model", momentum: float) -> None:
             layer.momentum = momentum
 
 
-def _pad_to(x: "keras.KerasTensor", size: int, name: str) -> "keras.KerasTensor":
+def _pad_to(x: keras.KerasTensor, size: int, name: str) -> keras.KerasTensor:
     """Zero-pad a (valid-convolution-trimmed) feature map to ``size``, centred.
 
     A valid convolution trims its input equally on both borders, so centring the map
@@ -189,8 +190,8 @@ def _pad_to(x: "keras.KerasTensor", size: int, name: str) -> "keras.KerasTensor"
 
 
 def _decoder_block(
-    x: "keras.KerasTensor", skip: "keras.KerasTensor", filters: int, momentum: float, name: str
-) -> "keras.KerasTensor":
+    x: keras.KerasTensor, skip: keras.KerasTensor, filters: int, momentum: float, name: str
+) -> keras.KerasTensor:
     """Upsample x2, concatenate the skip, then two 3x3 convolution -> BN -> ReLU."""
     import keras
 
@@ -199,7 +200,7 @@ def _decoder_block(
     return _conv_bn_relu_x2(x, filters, momentum, name)
 
 
-def _conv_bn_relu_x2(x: "keras.KerasTensor", filters: int, momentum: float, name: str) -> "keras.KerasTensor":
+def _conv_bn_relu_x2(x: keras.KerasTensor, filters: int, momentum: float, name: str) -> keras.KerasTensor:
     import keras
 
     for i in (1, 2):
@@ -209,7 +210,7 @@ def _conv_bn_relu_x2(x: "keras.KerasTensor", filters: int, momentum: float, name
     return x
 
 
-def _head(x: "keras.KerasTensor", num_classes: int, dropout: float) -> "keras.KerasTensor":
+def _head(x: keras.KerasTensor, num_classes: int, dropout: float) -> keras.KerasTensor:
     import keras
 
     if dropout > 0:
@@ -219,7 +220,7 @@ def _head(x: "keras.KerasTensor", num_classes: int, dropout: float) -> "keras.Ke
 
 def _build_irv2_unet(
     params: Mapping[str, Any], num_classes: int, input_bands: int, tile_size: int, encoder_weights: str | None
-) -> "keras.Model":
+) -> keras.Model:
     import keras
 
     filters: Sequence[int] = params["decoder_filters"]
@@ -243,7 +244,7 @@ def _build_irv2_unet(
 
 def _build_unet_small(
     params: Mapping[str, Any], num_classes: int, input_bands: int, tile_size: int
-) -> "keras.Model":
+) -> keras.Model:
     import keras
 
     filters: Sequence[int] = params["filters"]
@@ -261,7 +262,7 @@ def _build_unet_small(
     return keras.Model(inputs, _head(x, num_classes, params["dropout"]), name=UNET_SMALL)
 
 
-def _build_pixel_linear(num_classes: int, input_bands: int, tile_size: int) -> "keras.Model":
+def _build_pixel_linear(num_classes: int, input_bands: int, tile_size: int) -> keras.Model:
     import keras
 
     inputs = keras.Input((tile_size, tile_size, input_bands), name="image")

@@ -18,8 +18,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, NoReturn, Sequence
+from typing import Callable, NoReturn
 
 from dubai_segmenter.engine.classes import DEFAULT_VECTOR_KEYS, ClassInfo
 from dubai_segmenter.engine.contract import (
@@ -279,7 +280,8 @@ class _Progress:
         if self.mode == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]{postfix}")
+            self._bar = tqdm(total=100, unit="%", file=sys.stderr,
+                             bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]{postfix}")
 
     def __call__(self, fraction: float, message: str) -> None:
         percent = 100.0 * fraction
@@ -335,7 +337,7 @@ class _CancelOnSignal:
         finally:
             self._immediate = False
 
-    def __enter__(self) -> "_CancelOnSignal":
+    def __enter__(self) -> _CancelOnSignal:
         for number in (signal.SIGINT, signal.SIGTERM):
             self._previous[number] = signal.signal(number, self._handle)
         return self
@@ -384,12 +386,13 @@ def _check_segment_args(args: argparse.Namespace) -> dict:
     if args.out_vector:
         out_vector = check_output_path(args.out_vector, args.input)
         if out_vector.suffix.lower() != POLYGON_SUFFIX:
-            raise UsageError(f"--out-vector {out_vector}: polygons are written as a GeoPackage, use a {POLYGON_SUFFIX} name")
+            raise UsageError(
+                f"--out-vector {out_vector}: polygons are written as a GeoPackage, use a {POLYGON_SUFFIX} name")
         if out_vector.resolve() == out_raster.resolve():
             raise UsageError("--out-vector and --out-raster must be different files")
         classes = parse_classes(args.classes, metadata.classes) if args.classes else None
-    return dict(metadata=metadata, tile=tile, bands=bands, out_raster=out_raster, out_vector=out_vector, classes=classes,
-                band_count=band_count)
+    return dict(metadata=metadata, tile=tile, bands=bands, out_raster=out_raster, out_vector=out_vector,
+                classes=classes, band_count=band_count)
 
 
 @contextlib.contextmanager
@@ -452,7 +455,8 @@ def _segment(args: argparse.Namespace, progress: _Progress, cancel: _CancelOnSig
     share = SEGMENT_SHARE_WITH_VECTORS if out_vector else 1.0
     result = segment_raster(args.input, predictor, out_raster, options, sub_progress(progress, 0.0, share), cancel)
     summary = _summary(result.output_path, result.class_pixel_counts, metadata.classes, result.seconds)
-    print(describe_input(checked["bands"], checked["band_count"], result.details["scaling"]), file=sys.stderr, flush=True)
+    print(describe_input(checked["bands"], checked["band_count"], result.details["scaling"]),
+          file=sys.stderr, flush=True)
     if out_vector is None:
         progress.close()
         print(summary, flush=True)
@@ -511,9 +515,8 @@ def _info(args: argparse.Namespace) -> int:
 
 def _export_onnx(args: argparse.Namespace) -> int:
     from dubai_segmenter.engine.geotiff_output import check_output_path
-    from dubai_segmenter.engine.model_file import read_metadata
-
     from dubai_segmenter.engine.int8_export import int8_path_for
+    from dubai_segmenter.engine.model_file import read_metadata
 
     int8 = args.precision == "int8"
     calibration = args.calibration or os.environ.get("DATA_DIR")
@@ -528,9 +531,8 @@ def _export_onnx(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from error
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from dubai_segmenter.engine.onnx_file import export_onnx
-
     from dubai_segmenter.engine.int8_export import export_int8_from_model
+    from dubai_segmenter.engine.onnx_file import export_onnx
 
     try:
         if int8:
@@ -545,7 +547,6 @@ def _export_onnx(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (the contract's codes)."""
-    from dubai_segmenter.engine.failures import disk_full
     from dubai_segmenter.engine.errors import (
         Cancelled,
         CatalogueError,
@@ -556,6 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         OutputPathError,
         RasterInputError,
     )
+    from dubai_segmenter.engine.failures import disk_full
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("DUBAI_SEGMENTER_DEBUG", "") not in ("", "0")

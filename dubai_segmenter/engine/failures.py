@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 #: Below this many free bytes a write failure in the output's folder is taken as a full disk.
 NEARLY_FULL_BYTES = 1 << 20

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -235,7 +236,7 @@ class ClassifiedRasterWriter:
         for leftover in (self._temporary, Path(f"{self._temporary}.aux.xml")):
             leftover.unlink(missing_ok=True)
 
-    def __enter__(self) -> "ClassifiedRasterWriter":
+    def __enter__(self) -> ClassifiedRasterWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:

@@ -28,9 +28,10 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,8 @@ def calibration_set(
             pixels = dataset.read(list(range(1, bands + 1)), window=window)
         tiles[index, : pixels.shape[1], : pixels.shape[2]] = np.moveaxis(pixels, 0, -1)
     names = tuple(str(p.relative_to(root)) if root else p.name for p in picks)
-    return CalibrationSet(tiles.astype(np.float32) * np.float32(scale), names, hashlib.sha256(tiles.tobytes()).hexdigest(), seed)
+    digest = hashlib.sha256(tiles.tobytes()).hexdigest()
+    return CalibrationSet(tiles.astype(np.float32) * np.float32(scale), names, digest, seed)
 
 
 def read_precision(props: dict[str, str]) -> tuple[str, dict[str, Any] | None]:
@@ -124,7 +126,13 @@ def export_int8(fp32_onnx: str | os.PathLike, int8_onnx: str | os.PathLike, cali
     Written under a temporary name and renamed, like every model file.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     proto = onnx.load(str(fp32_onnx))
     props = {entry.key: entry.value for entry in proto.metadata_props}

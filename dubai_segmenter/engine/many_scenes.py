@@ -16,8 +16,9 @@ import argparse
 import contextlib
 import glob
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable
 
 from dubai_segmenter.engine.cli import (
     SEGMENT_SHARE_WITH_VECTORS,
@@ -40,7 +41,7 @@ class ScenesCancelled(Cancelled):
     and kept (they are complete files) and how many were not written."""
 
     @classmethod
-    def after(cls, kept: Sequence[Path], total: int) -> "ScenesCancelled":
+    def after(cls, kept: Sequence[Path], total: int) -> ScenesCancelled:
         if not kept:
             return cls(f"cancelled: none of the {total} scenes was finished; no output was written")
         names = ", ".join(str(path) for path in kept[:_NAMED_WHEN_CANCELLED])
@@ -149,7 +150,8 @@ def _one_after_another(args, scenes, outputs, metadata, options, progress, cance
             outcomes.append((None, error))
             continue
         kept.append(result.output_path)
-        outcomes.append((_summary(result.output_path, result.class_pixel_counts, metadata.classes, result.seconds), None))
+        summary = _summary(result.output_path, result.class_pixel_counts, metadata.classes, result.seconds)
+        outcomes.append((summary, None))
     return outcomes
 
 
@@ -198,7 +200,8 @@ def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel
     many = many or args.out_dir is not None  # one file with --out-dir: a batch of one
     if many:
         if args.out_raster or args.out_vector:
-            raise UsageError("with several inputs, a folder or a glob, give --out-dir instead of --out-raster/--out-vector")
+            raise UsageError(
+                "with several inputs, a folder or a glob, give --out-dir instead of --out-raster/--out-vector")
         if args.out_dir is None:
             raise UsageError("several inputs: give an output folder with --out-dir")
         checked = _check_model_args(args)
@@ -222,7 +225,8 @@ def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel
     on_cluster = bool(args.cluster or args.scheduler)
     kept: list[Path] = []
     with _cluster(args, progress) if on_cluster else contextlib.nullcontext() as client:
-        segmenting = (args, scenes, outputs, checked["metadata"], options, sub_progress(progress, 0.0, share), cancel, kept)
+        segmenting = (args, scenes, outputs, checked["metadata"], options, sub_progress(progress, 0.0, share),
+                      cancel, kept)
         try:
             outcomes = _on_cluster(client, *segmenting) if on_cluster else _one_after_another(*segmenting)
         except Cancelled as error:

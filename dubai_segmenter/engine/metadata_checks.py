@@ -12,7 +12,8 @@ whose stored weights do not add up is refused before a single layer exists.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from dubai_segmenter.engine.architectures import (
     ARCHITECTURES,
@@ -31,7 +32,9 @@ MAX_FILTERS = 4096
 MAX_UNET_SMALL_LEVELS = 8
 MAX_TILE = 4096
 MAX_NAME_LENGTH = 200
-REQUIRED_FIELDS = ("architecture", "architecture_params", "classes", "input_bands", "input_scale", "tile_size", "overlap")
+REQUIRED_FIELDS = (
+    "architecture", "architecture_params", "classes", "input_bands", "input_scale", "tile_size", "overlap",
+)
 OPTIONAL_FIELDS = ("resolution", "provenance")
 
 #: InceptionResNetV2 encoder up to the U-Net's bridge (the layers ``build_model`` keeps):
@@ -111,7 +114,8 @@ def _check_classes(value: Any) -> int:
             raise MetadataError(field, f"class ids must be 0..C-1 in order (C >= 2), got {_short(ids)}")
         name = entry["name"]
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
-            raise MetadataError(field, f"class {position} name {_short(name)} is not a text of 1 to {MAX_NAME_LENGTH} characters")
+            raise MetadataError(
+                field, f"class {position} name {_short(name)} is not a text of 1 to {MAX_NAME_LENGTH} characters")
         color = entry["color"]
         if not isinstance(color, list) or len(color) != 3 or not all(_is_int(v) and 0 <= v <= 255 for v in color):
             raise MetadataError(field, f"class {name!r} colour {_short(color)} is not 3 integers 0..255")

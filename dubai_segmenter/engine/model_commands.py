@@ -75,16 +75,8 @@ def run_models_command(args: argparse.Namespace, cancel) -> int:
             print(f"{installed} is already installed (SHA-256 checked)", flush=True)
             continue
         print(f"Downloading {model_file.url} ({model_file.size / 1e6:.1f} MB)", file=sys.stderr, flush=True)
-        shown = [-1]
-
-        def progress(done: int, total: int) -> None:
-            percent = int(100 * done / total)
-            if percent != shown[0] and sys.stderr.isatty():
-                shown[0] = percent
-                print(f"\r{percent:3d}%", end="", file=sys.stderr, flush=True)
-
         try:
-            path = download(model_file, folder, progress, cancel)
+            path = download(model_file, folder, _percent_printer(), cancel)
         except DownloadCancelled:
             raise
         except DownloadError as exc:
@@ -94,3 +86,17 @@ def run_models_command(args: argparse.Namespace, cancel) -> int:
         print(f"Installed {path} (size and SHA-256 checked)", flush=True)
     return 0
 
+
+
+def _percent_printer():
+    """A download progress callback that prints each new whole percent on a terminal's stderr."""
+    shown = -1
+
+    def progress(done: int, total: int) -> None:
+        nonlocal shown
+        percent = int(100 * done / total)
+        if percent != shown and sys.stderr.isatty():
+            shown = percent
+            print(f"\r{percent:3d}%", end="", file=sys.stderr, flush=True)
+
+    return progress

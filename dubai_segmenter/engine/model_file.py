@@ -78,7 +78,7 @@ class ModelMetadata:
         return json.dumps(data, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, source: str | os.PathLike | None = None) -> "ModelMetadata":
+    def from_json(cls, text: str, source: str | os.PathLike | None = None) -> ModelMetadata:
         """Metadata from its JSON text, every field checked first; errors name ``source`` (the file)."""
         where = f"{source}: " if source is not None else ""
         try:
@@ -93,7 +93,7 @@ class ModelMetadata:
         return cls(classes=classes, **data)
 
 
-def save_model(path: str | os.PathLike, model: "keras.Model", metadata: ModelMetadata) -> None:
+def save_model(path: str | os.PathLike, model: keras.Model, metadata: ModelMetadata) -> None:
     """Write ``model``'s weights and ``metadata`` to ``path`` atomically.
 
     The file is written under a temporary name in the same folder and renamed, so an
@@ -158,8 +158,9 @@ def _check_weight_total(handle: Any, metadata: ModelMetadata, path: str | os.Pat
     So a crafted file can never make the engine build a bigger network than the weights it
     carries, and a mismatch is refused before TensorFlow is even imported.
     """
-    stored = sum(int(np.prod(handle.get_slice(k).get_shape(), dtype=np.int64)) for k in handle.keys())
-    needed = weight_count(metadata.architecture, metadata.architecture_params, len(metadata.classes), metadata.input_bands)
+    stored = sum(int(np.prod(handle.get_slice(k).get_shape(), dtype=np.int64)) for k in handle.keys())  # noqa: SIM118 (safe_open is not iterable)
+    needed = weight_count(
+        metadata.architecture, metadata.architecture_params, len(metadata.classes), metadata.input_bands)
     if stored != needed:
         raise ModelFileError(
             f"{path}: holds {stored:,} weight values but a {metadata.architecture} with this metadata "
@@ -206,10 +207,10 @@ def weight_names(path: str | os.PathLike) -> list[str]:
 def parameter_count(path: str | os.PathLike) -> int:
     """Number of stored weight values, read from the header only."""
     with _open(path) as handle:
-        return sum(int(np.prod(handle.get_slice(k).get_shape())) for k in handle.keys())
+        return sum(int(np.prod(handle.get_slice(k).get_shape())) for k in handle.keys())  # noqa: SIM118 (safe_open is not iterable)
 
 
-def load_keras_model(path: str | os.PathLike, tile_size: int | None = None) -> "keras.Model":
+def load_keras_model(path: str | os.PathLike, tile_size: int | None = None) -> keras.Model:
     """Rebuild the file's network in code (at ``tile_size``, default the model's) and set its weights."""
     from dubai_segmenter.engine.architectures import build_model
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from dubai_segmenter.engine.errors import OutputBusyError
 from dubai_segmenter.engine.temporary_names import process_alive, remove_leftovers

@@ -32,8 +32,8 @@ import numpy as np
 from dubai_segmenter.engine.architectures import check_tile_size
 from dubai_segmenter.engine.contract import BACKENDS
 from dubai_segmenter.engine.cpu_features import int8_support
-from dubai_segmenter.engine.int8_export import int8_path_for, read_precision
 from dubai_segmenter.engine.errors import ModelFileError
+from dubai_segmenter.engine.int8_export import int8_path_for, read_precision
 from dubai_segmenter.engine.model_file import ModelMetadata, load_keras_model, read_metadata
 from dubai_segmenter.engine.onnx_file import file_sha256, open_onnx_session, read_onnx_metadata
 
@@ -150,7 +150,9 @@ def _current_export(
     return OnnxPredictor(session, metadata, exported_tile), f"{onnx_path.name} is a current export of the model"
 
 
-def _current_int8(model_path: Path, tile_size: int, threads: int | None, check: bool) -> tuple[OnnxPredictor | None, str]:
+def _current_int8(
+    model_path: Path, tile_size: int, threads: int | None, check: bool,
+) -> tuple[OnnxPredictor | None, str]:
     """A predictor on the int8 export beside a model file, else (None, why not).
 
     ``check``: also require this CPU's int8 instructions and a passed accuracy gate (auto).

@@ -7,10 +7,9 @@ engine free of any of them: the caller passes what to do with "x % done" and how
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 from dubai_segmenter.engine.errors import Cancelled
-
 
 #: fraction done in 0..1 and a short message ("tile 3/24").
 ProgressCallback = Callable[[float, str], None]
@@ -18,19 +17,19 @@ ProgressCallback = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]
 
 
-def check_cancelled(cancel: Optional[CancelCheck]) -> None:
+def check_cancelled(cancel: CancelCheck | None) -> None:
     """Raise Cancelled if the caller asked to stop, so every loop stops the same way."""
     if cancel is not None and cancel():
         raise Cancelled("cancelled by the user")
 
 
-def report(progress: Optional[ProgressCallback], fraction: float, message: str) -> None:
+def report(progress: ProgressCallback | None, fraction: float, message: str) -> None:
     """Call the progress callback (if any) with the fraction clamped to 0..1."""
     if progress is not None:
         progress(min(1.0, max(0.0, fraction)), message)
 
 
-def sub_progress(progress: Optional[ProgressCallback], start: float, stop: float) -> Optional[ProgressCallback]:
+def sub_progress(progress: ProgressCallback | None, start: float, stop: float) -> ProgressCallback | None:
     """A callback that maps a step's own 0..1 onto [start, stop] of the caller's bar.
 
     Lets one run (segment, then vectorize) show a single bar that only moves forward.

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import rasterio
@@ -95,7 +95,8 @@ def parse_band_list(text: str) -> tuple[int, ...]:
     try:
         bands = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise RasterInputError(f"bad band list {text!r}: give 1-based band numbers separated by commas, e.g. 1,2,3")
+        raise RasterInputError(
+            f"bad band list {text!r}: give 1-based band numbers separated by commas, e.g. 1,2,3") from None
     return bands
 
 
@@ -189,7 +190,8 @@ def resampled(dataset: rasterio.DatasetReader, resolution: float) -> WarpedVRT:
     """
     if not (resolution > 0 and math.isfinite(resolution)):
         raise RasterInputError(f"processing resolution must be a positive number, got {resolution}")
-    pixel_x, pixel_y = math.hypot(dataset.transform.a, dataset.transform.d), math.hypot(dataset.transform.b, dataset.transform.e)
+    pixel_x = math.hypot(dataset.transform.a, dataset.transform.d)
+    pixel_y = math.hypot(dataset.transform.b, dataset.transform.e)
     width = max(1, round(dataset.width * pixel_x / resolution))
     height = max(1, round(dataset.height * pixel_y / resolution))
     transform = dataset.transform @ Affine.scale(dataset.width / width, dataset.height / height)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import rasterio
@@ -34,8 +35,8 @@ from dubai_segmenter.engine.raster_input import (
     choose_bands,
     compute_scaling,
     open_raster,
-    read_window,
     read_validity,
+    read_window,
     resampled,
 )
 from dubai_segmenter.engine.temporary_names import temporary_folder
@@ -114,7 +115,9 @@ def blend_tiles(
     def predict(inputs: list[np.ndarray]) -> np.ndarray | None:
         return predictor.predict(np.stack(inputs)) if inputs else None
 
-    def blend(batch: list[tuple[np.ndarray | None, np.ndarray | None]], outputs: np.ndarray | None) -> Iterator[BlendedBlock]:
+    def blend(
+        batch: list[tuple[np.ndarray | None, np.ndarray | None]], outputs: np.ndarray | None,
+    ) -> Iterator[BlendedBlock]:
         results = iter(outputs if outputs is not None else ())
         for item, valid in batch:
             yield from accumulator.add(next(results) if item is not None else None, valid)
@@ -289,7 +292,9 @@ def block_layers(block: BlendedBlock, confidence: bool) -> tuple[np.ndarray, np.
     return class_ids, sure
 
 
-def run_details(bands: tuple[int, ...], scaling: BandScaling, tile: int, overlap: int, options: SegmentOptions) -> dict[str, str]:
+def run_details(
+    bands: tuple[int, ...], scaling: BandScaling, tile: int, overlap: int, options: SegmentOptions,
+) -> dict[str, str]:
     """How a run was made (bands, scaling, tiling, resolution): logged and stored in the output's tags."""
     return {
         "bands": ",".join(map(str, bands)),

@@ -8,12 +8,11 @@ bind to it. The README's "Requirements" says why; ``tests/conftest.py`` does the
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 
 
 def preload_system_sqlite() -> None:
     """Load the system SQLite globally; harmless where it is already loaded."""
-    try:
+    with contextlib.suppress(OSError):  # not Linux, or no system SQLite: nothing to protect
         ctypes.CDLL("libsqlite3.so.0", mode=ctypes.RTLD_GLOBAL)
-    except OSError:  # not Linux, or no system SQLite: nothing to protect
-        pass

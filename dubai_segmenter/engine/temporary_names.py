@@ -15,8 +15,8 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 MARK = "partial"
 _PATTERN = re.compile(rf"^\.(?P<owner>.+?)\.{MARK}-(?P<pid>\d+)(?:-[0-9a-f]+)?(?P<rest>(?:[.\-].*)?)$")

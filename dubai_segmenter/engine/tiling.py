@@ -57,7 +57,7 @@ class TileGrid:
     cols: tuple[int, ...]
 
     @classmethod
-    def for_raster(cls, height: int, width: int, tile_size: int, overlap: int) -> "TileGrid":
+    def for_raster(cls, height: int, width: int, tile_size: int, overlap: int) -> TileGrid:
         return cls(
             height,
             width,

@@ -244,7 +244,7 @@ class _GeoPackageLayer:
         self._crs = crs
         self._pending = 0
 
-    def __enter__(self) -> "_GeoPackageLayer":
+    def __enter__(self) -> _GeoPackageLayer:
         from osgeo import gdal, ogr
 
         self._ogr = ogr

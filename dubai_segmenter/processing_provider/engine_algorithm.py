@@ -43,7 +43,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     MIN_AREA = "MIN_AREA"
     SIMPLIFY = "SIMPLIFY"
 
-    def createInstance(self):  # noqa: N802 - QGIS API
+    def createInstance(self):
         return type(self)()
 
     def icon(self) -> QIcon:
@@ -52,10 +52,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     def group(self) -> str:
         return ""
 
-    def groupId(self) -> str:  # noqa: N802 - QGIS API
+    def groupId(self) -> str:
         return ""
 
-    def helpUrl(self) -> str:  # noqa: N802 - QGIS API
+    def helpUrl(self) -> str:
         homepage = plugin_metadata().get("homepage", "")
         return f"{homepage}#qgis-plugin" if homepage else ""
 

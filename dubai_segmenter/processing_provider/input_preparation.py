@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from osgeo import gdal, ogr, osr
 from qgis.core import (
@@ -74,7 +74,7 @@ class RasterSnapshot:
     transform_context: QgsCoordinateTransformContext
 
     @classmethod
-    def of(cls, layer: QgsRasterLayer, transform_context: QgsCoordinateTransformContext) -> "RasterSnapshot":
+    def of(cls, layer: QgsRasterLayer, transform_context: QgsCoordinateTransformContext) -> RasterSnapshot:
         provider = layer.dataProvider()
         has_grid = bool(provider.capabilities() & RASTER_CAPABILITY_SIZE) and provider.xSize() > 0
         pixel_size = (layer.rasterUnitsPerPixelX(), layer.rasterUnitsPerPixelY()) if has_grid else None

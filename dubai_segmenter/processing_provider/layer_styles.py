@@ -7,7 +7,7 @@ through a layer post-processor, by the toolbox, batch and modeler runs.
 from __future__ import annotations
 
 from collections import deque
-from typing import Sequence
+from collections.abc import Sequence
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
@@ -25,6 +25,7 @@ from qgis.PyQt.QtGui import QColor
 
 from ..engine.classes import ClassInfo
 from ..engine.contract import POLYGON_LAYER
+
 _FILL_OPACITY = 0.6
 
 
@@ -73,12 +74,12 @@ class ClassStylePostProcessor(QgsProcessingLayerPostProcessorInterface):
         self.classes = tuple(classes)
 
     @classmethod
-    def create(cls, classes: Sequence[ClassInfo]) -> "ClassStylePostProcessor":
+    def create(cls, classes: Sequence[ClassInfo]) -> ClassStylePostProcessor:
         processor = cls(classes)
         cls._alive.append(processor)
         return processor
 
-    def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,  # noqa: N802 - QGIS API
+    def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> None:
         if isinstance(layer, QgsRasterLayer):
             style_classified_raster(layer, self.classes)

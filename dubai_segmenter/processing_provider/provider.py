@@ -6,6 +6,7 @@ models shipped in ``graphical_models/`` are loaded as algorithms of the provider
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from qgis.core import QgsApplication, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
@@ -28,7 +29,7 @@ class DubaiSegmenterProvider(QgsProcessingProvider):
     def name(self) -> str:
         return "Dubai segmenter"
 
-    def longName(self) -> str:  # noqa: N802 - QGIS API
+    def longName(self) -> str:
         return "Dubai segmenter: land-cover segmentation of aerial imagery"
 
     def icon(self) -> QIcon:
@@ -42,10 +43,8 @@ class DubaiSegmenterProvider(QgsProcessingProvider):
         return super().load()
 
     def unload(self) -> None:
-        try:
+        with contextlib.suppress(TypeError):  # already disconnected
             QgsApplication.processingRegistry().providerAdded.disconnect(self._provider_added)
-        except TypeError:
-            pass  # already disconnected
         super().unload()
 
     def _provider_added(self, provider_id: str) -> None:
@@ -53,7 +52,7 @@ class DubaiSegmenterProvider(QgsProcessingProvider):
             QgsApplication.processingRegistry().providerAdded.disconnect(self._provider_added)
             self.refreshAlgorithms()
 
-    def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
+    def loadAlgorithms(self) -> None:
         for algorithm in (SegmentRasterAlgorithm(), SegmentAndVectorizeAlgorithm(), VectorizeClassesAlgorithm()):
             self.addAlgorithm(algorithm)
         if QgsApplication.processingRegistry().providerById(self.id()) is not self:
@@ -67,17 +66,17 @@ class DubaiSegmenterProvider(QgsProcessingProvider):
 
     # The engine writes GeoTIFF and GeoPackage files only: offer nothing else, so a
     # temporary output is always a file the child process can write.
-    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:
         return [RASTER_SUFFIXES[0].lstrip(".")]
 
-    def supportedOutputVectorLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API
+    def supportedOutputVectorLayerExtensions(self) -> list[str]:
         return [POLYGON_SUFFIX.lstrip(".")]
 
-    def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:  # noqa: N802,N803 - QGIS API
+    def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:
         return POLYGON_SUFFIX.lstrip(".")
 
-    def defaultRasterFileExtension(self) -> str:  # noqa: N802 - QGIS API
+    def defaultRasterFileExtension(self) -> str:
         return RASTER_SUFFIXES[0].lstrip(".")
 
-    def supportsNonFileBasedOutput(self) -> bool:  # noqa: N802 - QGIS API
+    def supportsNonFileBasedOutput(self) -> bool:
         return False

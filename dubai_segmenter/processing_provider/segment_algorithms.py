@@ -115,16 +115,16 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
     def name(self) -> str:
         return "segment_raster"
 
-    def displayName(self) -> str:  # noqa: N802 - QGIS API
+    def displayName(self) -> str:
         return "Segment raster (land cover)"
 
-    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+    def shortHelpString(self) -> str:
         return help_html(*_SEGMENT_HELP)
 
     def tags(self) -> list[str]:
         return ["segmentation", "classification", "land cover", "deep learning", "u-net", "buildings", "roads"]
 
-    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
+    def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
         self.addParameter(QgsProcessingParameterBand(
             self.BANDS, "Bands", parentLayerParameterName=self.INPUT, optional=True, allowMultiple=True,
@@ -161,7 +161,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
             ))
         self.addOutput(QgsProcessingOutputString(self.CLASS_AREAS, "Area per class (JSON)"))
 
-    def prepareAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 - QGIS API
+    def prepareAlgorithm(self, parameters, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> bool:
         # Runs in the thread that owns the layer; processAlgorithm may run in another.
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
@@ -184,7 +184,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
         request.setNoAttributes()
         return [feature.geometry() for feature in source.getFeatures(request) if feature.hasGeometry()]
 
-    def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 - QGIS API
+    def processAlgorithm(self, parameters, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict:
         python = engine_python()  # first: a missing package fails before any work
         model = self.parameterAsFile(parameters, self.MODEL, context)
@@ -196,7 +196,8 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
             except FileNotFoundError as exc:
                 raise QgsProcessingException(str(exc)) from exc
         if not model or not os.path.isfile(model):
-            raise QgsProcessingException(f"Model file not found: {model or '(none given)'}. Choose a .safetensors (or exported .onnx) model.")
+            raise QgsProcessingException(
+                f"Model file not found: {model or '(none given)'}. Choose a .safetensors (or exported .onnx) model.")
         out_raster = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         check_extension(out_raster, RASTER_SUFFIXES, "classified raster")
         out_vector = None
@@ -280,8 +281,8 @@ class SegmentAndVectorizeAlgorithm(SegmentRasterAlgorithm):
     def name(self) -> str:
         return "segment_and_vectorize"
 
-    def displayName(self) -> str:  # noqa: N802 - QGIS API
+    def displayName(self) -> str:
         return "Segment raster and vectorize classes"
 
-    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+    def shortHelpString(self) -> str:
         return help_html(*_SEGMENT_HELP, *_VECTORIZE_HELP)

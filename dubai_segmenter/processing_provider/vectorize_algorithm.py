@@ -44,23 +44,23 @@ class VectorizeClassesAlgorithm(EngineAlgorithm):
     def name(self) -> str:
         return "vectorize_classes"
 
-    def displayName(self) -> str:  # noqa: N802 - QGIS API
+    def displayName(self) -> str:
         return "Vectorize classes"
 
-    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+    def shortHelpString(self) -> str:
         return help_html(*_HELP)
 
     def tags(self) -> list[str]:
         return ["polygonize", "vectorize", "land cover", "classes", "buildings", "roads", "water"]
 
-    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API
+    def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Classified raster"))
         self.add_vectorize_parameters(self.INPUT)
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, "Polygons", type=VECTOR_POLYGON_SOURCE,
         ))
 
-    def prepareAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 - QGIS API
+    def prepareAlgorithm(self, parameters, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> bool:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None or not layer.isValid():
@@ -72,7 +72,7 @@ class VectorizeClassesAlgorithm(EngineAlgorithm):
             )
         return True
 
-    def processAlgorithm(self, parameters, context: QgsProcessingContext,  # noqa: N802 - QGIS API
+    def processAlgorithm(self, parameters, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict:
         python = engine_python()  # first: a missing package fails before any work
         out_vector = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)

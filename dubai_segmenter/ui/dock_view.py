@@ -88,7 +88,7 @@ class _GrowingText(QTextBrowser):
         margins = self.contentsMargins()
         self.setFixedHeight(int(self.document().size().height()) + margins.top() + margins.bottom() + 2)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.document().setTextWidth(self.viewport().width())
         self._fit()
@@ -340,7 +340,8 @@ class DockView(QWidget):
         self.simplify_spin.setValue(settings.simplify)
         self.raster_output.setFilePath(settings.raster_output)
         self.vector_output.setFilePath(settings.vector_output)
-        self.quality_combo.setCurrentIndex(settings.quality if 0 <= settings.quality < self.quality_combo.count() else 0)
+        quality = settings.quality if 0 <= settings.quality < self.quality_combo.count() else 0
+        self.quality_combo.setCurrentIndex(quality)
         self.scheduler_edit.setText(settings.scheduler)
 
     def set_classes(self, classes: Sequence[ClassInfo], checked_keys: Iterable[str]) -> None:

@@ -96,7 +96,8 @@ class ModelCatalogueDialog(QDialog):
         self.description = QLabel()
         self.description.setWordWrap(True)
         layout.addWidget(self.description)
-        self.safetensors_box = QCheckBox("Also the .safetensors file (for TensorFlow, fine-tuning and other tile sizes)")
+        self.safetensors_box = QCheckBox(
+            "Also the .safetensors file (for TensorFlow, fine-tuning and other tile sizes)")
         layout.addWidget(self.safetensors_box)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 100)

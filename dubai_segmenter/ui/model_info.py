@@ -30,7 +30,7 @@ class ModelInfo:
     provenance: dict[str, Any]
 
     @classmethod
-    def from_json(cls, path: str, text: str) -> "ModelInfo":
+    def from_json(cls, path: str, text: str) -> ModelInfo:
         data = json.loads(text)
         classes = tuple(ClassInfo(int(c["id"]), str(c["name"]), tuple(c["color"])) for c in data["classes"])
         return cls(path, data["architecture"], classes, int(data["input_bands"]), int(data["tile_size"]),

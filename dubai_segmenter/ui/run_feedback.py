@@ -15,10 +15,10 @@ class DockFeedback(QgsProcessingFeedback):
 
     message = pyqtSignal(str, bool)
 
-    def pushInfo(self, info: str) -> None:  # noqa: N802 - QGIS API
+    def pushInfo(self, info: str) -> None:
         super().pushInfo(info)
         self.message.emit(info, False)
 
-    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802,N803 - QGIS API
+    def reportError(self, error: str, fatalError: bool = False) -> None:
         super().reportError(error, fatalError)
         self.message.emit(error, True)

@@ -26,8 +26,9 @@ def _pads(model: keras.Model) -> dict[str, tuple[int, int, int]]:
 def test_reference_network_at_512_uses_the_reference_skips():
     model = build_model(IRV2_UNET, None, 6, 3, 512)
     assert model.output_shape == (None, 512, 512, 6)
-    # The reference's skips (README, "Model files and backends"): `activation` (255), `activation_3` (126), `activation_74` (61), bridge
-    # `activation_161` (30); those layers have 32, 80, 256 and 288 channels.
+    # The reference's skips (README, "Model files and backends"): `activation` (255),
+    # `activation_3` (126), `activation_74` (61), bridge `activation_161` (30); those layers
+    # have 32, 80, 256 and 288 channels.
     assert _pads(model) == {
         "bridge_pad": (30, 32, 288),
         "skip1_pad": (61, 64, 256),

@@ -22,8 +22,8 @@ from rasterio.transform import from_origin
 
 from dubai_segmenter.engine.classes import DUBAI_CLASSES
 from dubai_segmenter.engine.cli import EXIT_CANCELLED
-from dubai_segmenter.engine.geotiff_output import ClassifiedRasterWriter
 from dubai_segmenter.engine.errors import Cancelled
+from dubai_segmenter.engine.geotiff_output import ClassifiedRasterWriter
 from tests.engine.rasters import block_classes, write_painted
 
 ROOT = Path(__file__).resolve().parents[2]

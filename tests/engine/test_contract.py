@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dubai_segmenter.engine.cli import build_parser
 from dubai_segmenter.engine import errors
+from dubai_segmenter.engine.cli import build_parser
 from dubai_segmenter.engine.contract import BACKENDS, TTA_MODES
 
 ENGINE = Path(errors.__file__).parent

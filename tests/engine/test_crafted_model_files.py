@@ -19,8 +19,8 @@ from safetensors.numpy import save_file
 
 from dubai_segmenter.engine.architectures import IRV2_UNET, PIXEL_LINEAR, UNET_SMALL, build_model
 from dubai_segmenter.engine.cli import EXIT_BAD_INPUT, main
-from dubai_segmenter.engine.metadata_checks import weight_count
 from dubai_segmenter.engine.errors import ModelFileError
+from dubai_segmenter.engine.metadata_checks import weight_count
 from dubai_segmenter.engine.model_file import read_metadata
 from dubai_segmenter.engine.onnx_file import export_onnx
 from dubai_segmenter.engine.predictors import read_model_metadata
@@ -30,7 +30,7 @@ from tests.engine.rasters import block_classes, write_painted
 
 def _header(path: Path) -> tuple[dict, dict]:
     with safe_open(str(path), framework="numpy") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())  # noqa: SIM118 (safe_open is not iterable)
 
 
 def _crafted(source: Path, target: Path, change) -> Path:
@@ -131,7 +131,8 @@ def test_unet_small_filter_lists_are_checked(tmp_path, small_unet_model_file):
 
 @pytest.mark.parametrize(
     "architecture, params",
-    [(PIXEL_LINEAR, {}), (UNET_SMALL, {}), (UNET_SMALL, {"filters": [4, 8, 16, 24]}), (UNET_SMALL, {"filters": [5, 3]})],
+    [(PIXEL_LINEAR, {}), (UNET_SMALL, {}), (UNET_SMALL, {"filters": [4, 8, 16, 24]}),
+     (UNET_SMALL, {"filters": [5, 3]})],
 )
 @pytest.mark.parametrize("classes, bands", [(6, 3), (2, 5)])
 def test_weight_count_from_the_header_matches_the_built_network(architecture, params, classes, bands):
@@ -153,7 +154,8 @@ def test_metadata_that_claims_another_network_is_refused_from_the_header(tmp_pat
     for change in (_set(input_bands=4), lambda d: d.update(classes=d["classes"][:5]),
                    _set(architecture=UNET_SMALL)):
         path = _crafted(colour_model_file, tmp_path / "other.safetensors", change)
-        with pytest.raises(ModelFileError, match=r"holds 24 weight values but a .* needs [\d,]+; the metadata does not match"):
+        with pytest.raises(ModelFileError,
+                           match=r"holds 24 weight values but a .* needs [\d,]+; the metadata does not match"):
             read_metadata(path)
 
 

@@ -28,7 +28,8 @@ def _offset_and_size(path: Path, x: int, y: int) -> tuple[int, int]:
 
     dataset = gdal.Open(str(path))  # kept: a band outlives its dataset only in newer GDAL
     band = dataset.GetRasterBand(1)
-    return int(band.GetMetadataItem(f"BLOCK_OFFSET_{x}_{y}", "TIFF")), int(band.GetMetadataItem(f"BLOCK_SIZE_{x}_{y}", "TIFF"))
+    offset = band.GetMetadataItem(f"BLOCK_OFFSET_{x}_{y}", "TIFF")
+    return int(offset), int(band.GetMetadataItem(f"BLOCK_SIZE_{x}_{y}", "TIFF"))
 
 
 def _run(capsys, *argv) -> tuple[int, str]:

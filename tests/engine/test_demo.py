@@ -26,7 +26,9 @@ def test_sample_scene_is_small_georeferenced_rgb_and_documented() -> None:
     assert source_sha256 in notes and "MADE UP" in notes and "CC0" in notes
 
 
-def test_demo_writes_raster_polygons_and_preview_on_the_sample_grid(small_unet_model_file: Path, tmp_path: Path) -> None:
+def test_demo_writes_raster_polygons_and_preview_on_the_sample_grid(
+    small_unet_model_file: Path, tmp_path: Path,
+) -> None:
     result = demo.run_demo(small_unet_model_file, output_dir=tmp_path, tile_size=256)
 
     assert {result.raster.parent, result.vector.parent, result.preview.parent} == {tmp_path}

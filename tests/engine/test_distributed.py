@@ -32,9 +32,9 @@ from dubai_segmenter.engine.distributed.chunk_task import chunk_probabilities  #
 from dubai_segmenter.engine.distributed.plan import ScenePlan, chunk_side  # noqa: E402
 from dubai_segmenter.engine.distributed.run import Scene, segment_scenes  # noqa: E402
 from dubai_segmenter.engine.distributed.worker import ModelPlugin, worker_predictor  # noqa: E402
+from dubai_segmenter.engine.errors import Cancelled  # noqa: E402
 from dubai_segmenter.engine.onnx_file import file_sha256, metadata_props  # noqa: E402
 from dubai_segmenter.engine.predictors import open_predictor  # noqa: E402
-from dubai_segmenter.engine.errors import Cancelled  # noqa: E402
 from dubai_segmenter.engine.raster_input import choose_bands, compute_scaling, read_window  # noqa: E402
 from dubai_segmenter.engine.segment import SegmentOptions, segment_array, segment_raster  # noqa: E402
 from dubai_segmenter.engine.tiling import TileGrid  # noqa: E402
@@ -104,7 +104,8 @@ def references(tmp_path_factory, scenes, model):
     folder = tmp_path_factory.mktemp("single")
     predictor = open_predictor(model)
     options = SegmentOptions(confidence=True)
-    return {name: segment_raster(path, predictor, folder / f"{name}.tif", options).output_path for name, path in scenes.items()}
+    return {name: segment_raster(path, predictor, folder / f"{name}.tif", options).output_path
+            for name, path in scenes.items()}
 
 
 def _probabilities_on_worker(plan, chunk):
@@ -361,8 +362,9 @@ def test_polygons_of_a_cluster_run_are_those_of_a_local_run(client, scenes, mode
         return sorted((f.GetField("class_id"), f.GetGeometryRef().ExportToWkb()) for f in layer)
 
     for name, extra in (("local", []), ("cluster", ["--scheduler", client.scheduler.address, "--chunk", "100"])):
-        code = main(["segment", str(scenes["seams"]), "--model", str(model), "--out-raster", str(tmp_path / f"{name}.tif"),
-                     "--out-vector", str(tmp_path / f"{name}.gpkg"), "--classes", "land,road", *extra])
+        code = main(["segment", str(scenes["seams"]), "--model", str(model),
+                     "--out-raster", str(tmp_path / f"{name}.tif"), "--out-vector", str(tmp_path / f"{name}.gpkg"),
+                     "--classes", "land,road", *extra])
         assert code == EXIT_OK, capsys.readouterr().err
     local, cluster = features(tmp_path / "local.gpkg"), features(tmp_path / "cluster.gpkg")
     assert cluster == local and len(local) > 10
@@ -382,7 +384,8 @@ def test_strips_traced_on_the_workers_give_the_polygons_of_a_local_vectorize(cli
     min_area = 4 * PIXEL_W * PIXEL_H
 
     def features(path):
-        return sorted((f["class_id"], f["class_name"], f["area"], f["perimeter"], f["geometry"].wkb) for f in read_layer(path))
+        return sorted((f["class_id"], f["class_name"], f["area"], f["perimeter"], f["geometry"].wkb)
+                      for f in read_layer(path))
 
     local = vectorize.vectorize_classes(raster, tmp_path / "local.gpkg", classes=[0, 1, 2], min_area=min_area)
     every = vectorize.vectorize_classes(raster, tmp_path / "every.gpkg", classes=[0, 1, 2])

@@ -60,7 +60,8 @@ def test_a_failed_scene_is_reported_and_the_others_are_written(folder, model, tm
     code, printed, err = run(capsys, "segment", f"{folder}/*.tif", "--model", model, "--out-dir", out)
     assert code == EXIT_FAILED
     assert f"FAILED {folder / 'broken.tif'}: " in err and "not a raster" in err
-    assert [line for line in err.splitlines() if line.startswith("ERROR: ")] == ["ERROR: 1 of 3 scenes failed (listed above)"]
+    errors = [line for line in err.splitlines() if line.startswith("ERROR: ")]
+    assert errors == ["ERROR: 1 of 3 scenes failed (listed above)"]
     assert sorted(p.name for p in out.glob("*.tif")) == ["north.tif", "south.tif"]
 
 
@@ -86,7 +87,8 @@ def test_bad_many_scene_requests_exit_2_in_one_line(folder, model, tmp_path, cap
 def test_a_model_without_onnx_export_is_refused_for_a_cluster(folder, colour_model_file, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = run(capsys, "segment", folder, "--model", colour_model_file, "--out-dir", out, "--cluster", "local:1")
+    code, _, err = run(capsys, "segment", folder, "--model", colour_model_file, "--out-dir", out,
+                       "--cluster", "local:1")
     assert code == EXIT_BAD_INPUT
     errors = [line for line in err.splitlines() if line.startswith("ERROR: ")]
     assert len(errors) == 1 and "export-onnx" in errors[0], err

@@ -181,7 +181,8 @@ def test_mirror_folder_serves_a_catalogue_that_get_accepts(colour_model_file, tm
     catalogue = tmp_path / "catalogue.json"
     from tests.model_server import catalogue_json
 
-    catalogue.write_bytes(catalogue_json(NAME, {f"{NAME}.safetensors": content}, {f"{NAME}.safetensors": "safetensors"}))
+    catalogue.write_bytes(
+        catalogue_json(NAME, {f"{NAME}.safetensors": content}, {f"{NAME}.safetensors": "safetensors"}))
     source = tmp_path / "found"
     source.mkdir()
     (source / "whatever-name.safetensors").write_bytes(content)

@@ -49,7 +49,7 @@ def _fp16_rounded(model):
 def _rewrite_header(source: Path, target: Path, **header_changes) -> Path:
     """Copy a model file with changed header entries (None removes the entry)."""
     with safe_open(str(source), framework="numpy") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
         header = dict(f.metadata())
     for key, value in header_changes.items():
         if value is None:
@@ -91,7 +91,7 @@ def test_save_then_load_predicts_the_same(tmp_path, small_unet_model_file):
 
 def test_weights_are_float16_on_disk_and_float32_when_loaded(small_unet_model_file):
     with safe_open(str(small_unet_model_file), framework="numpy") as f:
-        assert {f.get_tensor(k).dtype for k in f.keys()} == {np.dtype(np.float16)}
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {np.dtype(np.float16)}  # noqa: SIM118 (safe_open is not iterable)
     _, weights = load_weights(small_unet_model_file)
     assert weights and all(w.dtype == np.float32 for w in weights)
 
@@ -135,7 +135,8 @@ def _png_bytes() -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
     ihdr = (1).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(

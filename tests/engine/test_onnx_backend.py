@@ -152,6 +152,7 @@ def test_the_shipped_network_exported_to_onnx_agrees_with_tensorflow(tmp_path, i
     expected, got = tf_predictor.predict(batch), onnx_predictor.predict(batch)
     assert got.shape == expected.shape == (2, 256, 256, 6)
     same_class = (got.argmax(-1) == expected.argmax(-1)).mean()
-    print(f"IRV2 U-Net ONNX vs TensorFlow: max |difference| {np.abs(got - expected).max():.2g}, same class {same_class:.5%}")
+    print(f"IRV2 U-Net ONNX vs TensorFlow: max |difference| {np.abs(got - expected).max():.2g}, "
+          f"same class {same_class:.5%}")
     np.testing.assert_allclose(got, expected, atol=5e-3)
     assert same_class > 0.999

@@ -24,7 +24,8 @@ import rasterio
 
 from dubai_segmenter.engine.classes import NODATA_CLASS
 from dubai_segmenter.engine.model_catalogue import SHIPPED_CATALOGUE, parse_catalogue
-from tools.make_sample_scene import OUTPUT as SAMPLE_SCENE, TRUTH_OUTPUT as SAMPLE_TRUTH
+from tools.make_sample_scene import OUTPUT as SAMPLE_SCENE
+from tools.make_sample_scene import TRUTH_OUTPUT as SAMPLE_TRUTH
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASED = ROOT / "models" / "dubai-native-v1.safetensors"

@@ -41,9 +41,12 @@ def test_temporary_names_tell_whose_they_are(tmp_path):
     for name in (made.name, made.name + ".aux.xml", temporary_path(final, ".d", pid=4242).name):
         assert owner_of(tmp_path / name, final) == 4242, name
     gpkg = tmp_path / "polygons.gpkg"
-    for name in (".polygons.partial-4242.gpkg", ".polygons.partial-4242.gpkg-wal", temporary_path(gpkg, ".gpkg", pid=4242).name):
+    pid_4242 = (".polygons.partial-4242.gpkg", ".polygons.partial-4242.gpkg-wal",
+                temporary_path(gpkg, ".gpkg", pid=4242).name)
+    for name in pid_4242:
         assert owner_of(tmp_path / name, gpkg) == 4242, name
-    for name in ("classes.tif", ".classes.tif.claim", ".classes.tif.aux.xml", ".other.tif.partial-4242-ab", "x.partial-1"):
+    for name in ("classes.tif", ".classes.tif.claim", ".classes.tif.aux.xml", ".other.tif.partial-4242-ab",
+                 "x.partial-1"):
         assert owner_of(tmp_path / name, final) is None, name
 
 
@@ -56,9 +59,9 @@ def test_a_claim_is_exclusive_and_names_its_holder(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(OutputBusyError, match=rf"output {out} is being written by another .* \(process {holder.pid}\)"):
-            with claimed([out]):
-                pass
+        busy = rf"output {out} is being written by another .* \(process {holder.pid}\)"
+        with pytest.raises(OutputBusyError, match=busy), claimed([out]):
+            pass
     finally:
         holder.kill()
         holder.wait()
@@ -89,13 +92,15 @@ def test_second_run_refused_live_files_kept_dead_leftovers_removed(tmp_path, tal
         assert code == EXIT_BAD_INPUT and f"(process {first.pid})" in err and err.count("\n") == 1, err
         assert _listing(out) == live
         # A run into another output of the same folder works and leaves the live run's files alone.
-        assert main(["segment", str(tall_scene), "--model", str(colour_model_file), "--out-raster", str(out / "other.tif")]) == EXIT_OK
+        other = ["segment", str(tall_scene), "--model", str(colour_model_file), "--out-raster", str(out / "other.tif")]
+        assert main(other) == EXIT_OK
         assert set(live) <= set(_listing(out))
     finally:
         first.kill()  # SIGKILL: no clean-up of its own, like a power cut
         first.wait()
     assert any(owner_of(out / name, classes) == first.pid for name in _listing(out))  # its leftovers
-    assert main(["segment", str(tall_scene), "--model", str(colour_model_file), "--out-raster", str(classes)]) == EXIT_OK
+    again = ["segment", str(tall_scene), "--model", str(colour_model_file), "--out-raster", str(classes)]
+    assert main(again) == EXIT_OK
     assert _listing(out) == ["classes.tif", "classes.tif.aux.xml", "other.tif", "other.tif.aux.xml"]
 
 
@@ -109,7 +114,9 @@ PHASES = {  # phase: (progress message that starts it, extra arguments)
 
 
 @pytest.mark.parametrize("phase", sorted(PHASES))
-def test_the_plugin_removes_exactly_the_killed_engines_files(tmp_path, tall_scene, colour_model_file, monkeypatch, phase):
+def test_the_plugin_removes_exactly_the_killed_engines_files(
+    tmp_path, tall_scene, colour_model_file, monkeypatch, phase,
+):
     message, extra = PHASES[phase]
     out = tmp_path / "out"
     out.mkdir()

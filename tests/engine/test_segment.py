@@ -12,8 +12,8 @@ from osgeo import gdal
 
 from dubai_segmenter.engine import geotiff_output
 from dubai_segmenter.engine.classes import DUBAI_CLASSES, NODATA_CLASS
-from dubai_segmenter.engine.predictors import open_predictor
 from dubai_segmenter.engine.errors import Cancelled, RasterInputError
+from dubai_segmenter.engine.predictors import open_predictor
 from dubai_segmenter.engine.segment import SegmentOptions, segment_array, segment_raster
 from tests.engine.helpers import PALETTE, colour_metadata, paint
 from tests.engine.rasters import CRS, TRANSFORM, block_classes, write_painted, write_raster

@@ -4,7 +4,11 @@ import pytest
 
 from dubai_segmenter.engine.tiling import TileGrid, axis_origins, read_tile
 
-CASES = [(length, tile, overlap) for length in (1, 5, 31, 32, 33, 100, 257, 1000) for tile, overlap in ((32, 0), (32, 8), (64, 16), (64, 32))]
+CASES = [
+    (length, tile, overlap)
+    for length in (1, 5, 31, 32, 33, 100, 257, 1000)
+    for tile, overlap in ((32, 0), (32, 8), (64, 16), (64, 32))
+]
 
 
 @pytest.mark.parametrize("length, tile, overlap", CASES)
@@ -65,6 +69,6 @@ def test_tiles_are_cut_from_the_reflect_padded_raster(height, width):
     # Only raster pixels are ever read, never more than one tile's window at once, so memory
     # does not grow with the raster's width.
     assert all(
-        0 <= row and row + rows <= height and rows <= 32 and 0 <= col and col + cols <= width and cols <= 32
+        row >= 0 and row + rows <= height and rows <= 32 and col >= 0 and col + cols <= width and cols <= 32
         for row, col, rows, cols in reads
     )

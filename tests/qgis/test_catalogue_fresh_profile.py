@@ -51,7 +51,7 @@ print("INSTALLED", got[0] if got else "")
 """
 
 
-def test_a_catalogue_model_fetched_into_the_fresh_profile_runs_by_name(qgis_process, colour_model, tmp_path):  # noqa: F811
+def test_a_catalogue_model_fetched_into_the_fresh_profile_runs_by_name(qgis_process, colour_model, tmp_path):
     with ModelServer(NAME, {FILE: colour_model.read_bytes()}, {FILE: "safetensors"}) as server:
         env = dict(qgis_process.env, DUBAI_SEGMENTER_CATALOGUE=server.url)
         fetched = subprocess.run([sys.executable, "-c", DOWNLOAD_SCRIPT, str(qgis_process.plugins)], env=env,

@@ -108,7 +108,8 @@ def test_the_summary_lists_area_and_share_per_class(whole_layer_run):
     dock, _ = whole_layer_run
     table = dock.view.summary_table
     assert not table.isHidden()
-    rows = {table.item(r, 0).text(): (table.item(r, 1).text(), table.item(r, 2).text()) for r in range(table.rowCount())}
+    rows = {table.item(r, 0).text(): (table.item(r, 1).text(), table.item(r, 2).text())
+            for r in range(table.rowCount())}
     ids = scene_ids()
     water = (ids == 4).sum()
     assert rows["Water"] == (f"{water * 0.25:,.0f} m²", f"{100 * water / ids.size:.1f} %")

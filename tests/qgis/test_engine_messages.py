@@ -16,7 +16,8 @@ from dubai_segmenter.processing_provider.engine_messages import for_qgis
      "band 4 is the alpha (transparency) band; choose colour bands, e.g. set the Bands parameter to 1,2,3"),
     ("m.onnx was exported for 512-pixel tiles, not 256: use --tile 512 or export again",
      "m.onnx was exported for 512-pixel tiles, not 256: set the Tile size parameter to 512 or export again"),
-    ("no option here: input raster not found: /data/a--b.tif", "no option here: input raster not found: /data/a--b.tif"),
+    ("no option here: input raster not found: /data/a--b.tif",
+     "no option here: input raster not found: /data/a--b.tif"),
 ])
 def test_options_become_qgis_parameters(engine, shown):
     assert for_qgis(engine) == shown

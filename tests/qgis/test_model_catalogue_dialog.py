@@ -49,7 +49,9 @@ def _download(dialog: ModelCatalogueDialog) -> None:
     wait_until(lambda: not dialog.busy, timeout=60)
 
 
-def test_lists_the_catalogue_with_metrics_and_size_then_installs_a_checked_file(qgis_app, server, tmp_path, colour_model):
+def test_lists_the_catalogue_with_metrics_and_size_then_installs_a_checked_file(
+    qgis_app, server, tmp_path, colour_model,
+):
     dialog = _open(tmp_path, server.url)
     row = dialog.row_of(NAME)
     cells = [dialog.table.item(row, c).text() for c in range(dialog.table.columnCount())]

@@ -54,7 +54,8 @@ def test_toolbox_parameters_reach_the_engine_as_chosen(provider, commands, files
     assert (args.command, args.inputs, args.model, args.out_raster, args.out_vector) == (
         "segment", [str(scene)], str(model), str(folder / "c.tif"), str(folder / "p.gpkg"))
     assert (args.bands, args.tile, args.overlap, args.batch, args.resolution) == ("3,2,1", 64, 0, 2, 0.25)
-    assert (args.scheduler, args.classes, args.min_area, args.simplify) == ("tcp://10.0.0.5:8786", "building,4", 2.5, 0.5)
+    assert (args.scheduler, args.classes, args.min_area, args.simplify) == (
+        "tcp://10.0.0.5:8786", "building,4", 2.5, 0.5)
     assert (args.tta, args.progress) == ("flips", "lines")
 
 

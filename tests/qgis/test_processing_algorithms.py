@@ -41,10 +41,10 @@ class RecordingFeedback(QgsProcessingFeedback):
         self.errors: list[str] = []
         self.infos: list[str] = []
 
-    def reportError(self, error, fatalError=False):  # noqa: N802,N803
+    def reportError(self, error, fatalError=False):
         self.errors.append(error)
 
-    def pushInfo(self, info):  # noqa: N802
+    def pushInfo(self, info):
         self.infos.append(info)
 
 
@@ -326,7 +326,7 @@ class CommandFeedback(RecordingFeedback):
         self.progress: list[float] = []
         self.progressChanged.connect(self.progress.append)
 
-    def pushCommandInfo(self, info):  # noqa: N802
+    def pushCommandInfo(self, info):
         self.commands.append(info)
 
 
@@ -382,10 +382,10 @@ class ConsoleFeedback(RecordingFeedback):
         super().__init__()
         self.console: list[str] = []
 
-    def pushConsoleInfo(self, info):  # noqa: N802
+    def pushConsoleInfo(self, info):
         self.console.append(info)
 
-    def pushDebugInfo(self, info):  # noqa: N802
+    def pushDebugInfo(self, info):
         self.console.append(info)
 
 
@@ -419,7 +419,8 @@ def test_a_one_band_raster_is_explained_once_naming_the_bands_parameter(provider
 def test_the_run_log_names_ignored_bands_and_each_bands_stretch(provider, colour_model, tmp_path):
     rgb = paint(scene_ids()).astype(np.uint16) * 16  # 12-bit data and a NIR band the model does not read
     nir = np.full(scene_ids().shape, 4000, np.uint16)
-    source = _write_raster(tmp_path / "four.tif", np.stack([rgb[..., 2], rgb[..., 1], rgb[..., 0], nir]), gdal.GDT_UInt16)
+    bgrn = np.stack([rgb[..., 2], rgb[..., 1], rgb[..., 0], nir])
+    source = _write_raster(tmp_path / "four.tif", bgrn, gdal.GDT_UInt16)
     feedback = ConsoleFeedback()
     processing.run("dubai_segmenter:segment_raster", {
         "INPUT": source, "BANDS": [3, 2, 1], "MODEL": str(colour_model), "OUTPUT": str(tmp_path / "o.tif")},

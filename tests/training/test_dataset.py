@@ -7,8 +7,7 @@ from PIL import Image
 
 from dubai_segmenter.engine.classes import DUBAI_CLASSES
 from tests.training.helpers import block_labels, write_mask_png
-from training.dataset import (IGNORE, data_dir, decode_mask, list_samples, load_sample, read_rgb,
-                              reference_split)
+from training.dataset import IGNORE, data_dir, decode_mask, list_samples, load_sample, read_rgb, reference_split
 
 REAL_DATA = data_dir()
 needs_real_data = pytest.mark.skipif(not (REAL_DATA / "Tile 1").is_dir(),

@@ -6,8 +6,15 @@ import pytest
 
 from training.dataset import IGNORE
 from training.losses import class_weights, masked_crossentropy, mean_class_dice_loss
-from training.metrics import (confusion_matrix, masked_accuracy, pooled_soft_dice, scores, soft_dice,
-                              soft_dice_terms, training_metrics)
+from training.metrics import (
+    confusion_matrix,
+    masked_accuracy,
+    pooled_soft_dice,
+    scores,
+    soft_dice,
+    soft_dice_terms,
+    training_metrics,
+)
 
 LABELS = np.array([[0, 0, 1], [1, IGNORE, 2]], dtype=np.uint8)
 PREDICTED = np.array([[0, 1, 1], [1, 0, 2]], dtype=np.uint8)   # the ignored pixel says 0: not counted

@@ -13,7 +13,8 @@ def test_reference_recipe_is_the_reference_project():
     assert (r.input_mode, r.image_size, r.batch_size, r.steps_per_epoch, r.max_epochs) == ("squash", 512, 8, 32, 50)
     assert (r.loss, r.learning_rate, r.early_stopping_patience, r.early_stopping_min_delta) == \
         ("crossentropy", 1e-4, 12, 0.001)
-    assert r.offline_copies == 8 and r.reference_crop_sizes[7] == (1600, 1600) and r.reference_crop_sizes[8] == (1920, 1280)
+    assert r.offline_copies == 8
+    assert r.reference_crop_sizes[7] == (1600, 1600) and r.reference_crop_sizes[8] == (1920, 1280)
 
 
 def test_recipes_by_name_and_round_trip():

@@ -14,14 +14,14 @@ from dubai_segmenter.engine.predictors import open_predictor
 from dubai_segmenter.engine.segment import segment_array
 from dubai_segmenter.engine.tta import with_tta
 from tests.training.helpers import write_synthetic_dataset
-from training.config import NATIVE, REFERENCE
-from training.dataset import list_samples, load_sample, reference_split
 from training import callbacks
 from training import train as train_module
+from training.config import NATIVE, REFERENCE
+from training.dataset import list_samples, load_sample, reference_split
 from training.evaluate import main as evaluate_main
 from training.export import main as export_main
-from training.metrics import confusion_matrix, scores
 from training.lineage import load_initial_weights
+from training.metrics import confusion_matrix, scores
 from training.train import compile_network, main, train
 
 TINY = dict(architecture="unet_small", architecture_params={"filters": [8, 16]}, batch_size=4,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import rasterio
@@ -49,7 +49,8 @@ def chunk_blocks(
     with open_processing(plan) as source:
 
         def window(row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-            return read_window(source, plan.bands, Window(col + local.col_offset, row + local.row_offset, width, height))
+            area = Window(col + local.col_offset, row + local.row_offset, width, height)
+            return read_window(source, plan.bands, area)
 
         for block in blend_tiles(window, plan.scaling.apply, local.grid, predictor, plan.batch_size, counter=counter):
             height, width = block.shape
@@ -98,7 +99,8 @@ def segment_chunk(plan: ScenePlan, chunk: Chunk, predictor: Predictor) -> ChunkR
     # parts then puts every part at an exact whole-pixel offset, whatever the raster's
     # pixel size. The client gives the joined raster its place on the map.
     profile = dict(
-        driver="GTiff", transform=Affine(1, 0, chunk.col, 0, -1, -chunk.row), width=chunk.width, height=chunk.height, count=len(layers), dtype="uint8",
+        driver="GTiff", transform=Affine(1, 0, chunk.col, 0, -1, -chunk.row),
+        width=chunk.width, height=chunk.height, count=len(layers), dtype="uint8",
         nodata=NODATA_CLASS, tiled=True, blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE, compress="deflate",
     )
     with MemoryFile() as memory:

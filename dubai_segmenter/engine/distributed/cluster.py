@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 from dubai_segmenter.engine.errors import ClusterError
 

@@ -18,9 +18,9 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import rasterio
 from rasterio.windows import Window
@@ -30,11 +30,11 @@ from dubai_segmenter.engine.distributed.chunk_task import ChunkResult, segment_c
 from dubai_segmenter.engine.distributed.cluster import check_workers, threads_by_host
 from dubai_segmenter.engine.distributed.plan import DEFAULT_CHUNK, Chunk, ScenePlan, chunk_side
 from dubai_segmenter.engine.distributed.worker import ModelPlugin, worker_predictor
+from dubai_segmenter.engine.errors import Cancelled
 from dubai_segmenter.engine.geotiff_output import BLOCK_SIZE, ClassifiedRasterWriter, check_output_path
 from dubai_segmenter.engine.model_file import ModelMetadata
 from dubai_segmenter.engine.onnx_file import file_sha256
 from dubai_segmenter.engine.predictors import Predictor, open_predictor
-from dubai_segmenter.engine.errors import Cancelled
 from dubai_segmenter.engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from dubai_segmenter.engine.raster_input import choose_bands, compute_scaling, open_raster, resampled
 from dubai_segmenter.engine.segment import (  # _resample_back: the local run's way back to the input grid
@@ -79,7 +79,9 @@ class Scene:
     started: float = 0.0
 
 
-def _plan(scene: Scene, metadata: ModelMetadata, sha256: str, options: SegmentOptions, tile: int, overlap: int, side: int) -> None:
+def _plan(
+    scene: Scene, metadata: ModelMetadata, sha256: str, options: SegmentOptions, tile: int, overlap: int, side: int,
+) -> None:
     scene.started = time.perf_counter()
     scene.output_path = check_output_path(scene.output_path, scene.input_path)
     with open_raster(scene.input_path) as source:
