@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """``python -m benchmarks [--quick] [--only NAME ...] [--json PATH]``: one report of every benchmark.
 
 All modules run in this one process, after one measurement of the machine's matmul peak,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """TensorFlow and ONNX Runtime side by side on the reference network, same tiles, one run.
 
 The full InceptionResNetV2 U-Net (random weights: speed does not depend on them) is saved

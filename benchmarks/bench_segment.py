@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Segmentation speed with the full model, and memory on growing rasters with a tiny model.
 
 1. The reference network (InceptionResNetV2 U-Net, random weights, saved to a model file

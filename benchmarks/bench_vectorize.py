@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Vectorization of classified rasters from 1,000^2 to 20,000^2, against ``gdal_polygonize.py``.
 
 Both tools run as child processes on the same GeoTIFF, so wall time and peak memory are

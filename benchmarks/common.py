@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What every benchmark shares: the machine's matmul peak, peak-RSS measurement, the report.
 
 The benchmark module contract (``python -m benchmarks`` runs them all in one process):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """dubai_segmenter: land-cover segmentation of aerial and satellite imagery for QGIS.
 
 QGIS calls ``classFactory`` to load the plugin. The plugin module is imported lazily so

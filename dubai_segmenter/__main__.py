@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """``python -m dubai_segmenter``: the engine's command line (see engine/cli.py)."""
 import os
 import sys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The QGIS side of the plugin: toolbar button, Raster menu entry, Processing provider.
 
 Kept thin on purpose: the work is done by the engine in a child process, so nothing

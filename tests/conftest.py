@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Session-wide test set-up shared by the engine, training and QGIS tiers."""
 import os
 import tempfile

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`make package` builds a zip that QGIS's "Install from ZIP" and plugins.qgis.org accept.
 
 The upload checks are those plugins.qgis.org applies to an uploaded zip (its validator,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """``make demo``: segment the bundled sample scene with the default model and show the result.
 
 Writes, into ``out/demo/``: the classified GeoTIFF, the GeoPackage of building / road /

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Write the example graphical model shipped with the plugin (segment, then vectorize).
 
 Why a script: a .model3 saved by the modeler window carries window geometry and default

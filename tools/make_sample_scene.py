@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Make the sample scene shipped in the plugin: a validation image of the Dubai dataset as a GeoTIFF.
 
 Why it exists: ``make demo`` and a first look in QGIS need a georeferenced raster, and the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Build the zip that QGIS's "Install from ZIP" and plugins.qgis.org accept.
 
 QGIS expects one top-level folder named like the plugin, with metadata.txt inside it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """glibc's allocator thresholds for training on the CPU.
 
 TensorFlow's generator dataset (the `native` recipe's crop pipeline) calls

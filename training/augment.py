@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Augmentation with albumentations: the reference's offline 8x copies and native online crops.
 
 Label maps travel as the `mask` target, so every geometric transform moves them with the

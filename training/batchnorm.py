@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """BatchNorm statistics for inference: re-estimate them, and check that they fit.
 
 A CPU run makes a few hundred steps; the moving mean/variance that BatchNorm uses in

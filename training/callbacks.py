@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Keras callbacks of a training run: step budget and schedule, resumable early
 stopping, checkpoints, learning curves and the allocator settings."""
 from __future__ import annotations

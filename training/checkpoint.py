@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Resumable checkpoints: model weights, optimizer state and the run's counters.
 
 Each checkpoint is a folder `checkpoints/epoch-NNNN` written completely before the file

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Every training knob, in one place: the recipes `reference` and `native`, chosen by name.
 
 `reference` reproduces the reference project (README, "Training"): offline 8x

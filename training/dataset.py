@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The HITL / MBRSC Dubai dataset on disk: layout, masks, and the reference split
 (an analyst's GeoTIFF pairs, training.geotiff_pairs, go through `training_split` too).
 

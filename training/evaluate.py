@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Measure a model file the way the plugin runs it, beside the reference's own protocol.
 
 `python -m training.evaluate MODEL [--out DIR] [--tta none|flips]`

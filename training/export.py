@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Write a trained network as the engine's model file, with everything needed to trust it.
 
 `python -m training.export RUN_DIR [--out FILE]` rebuilds the run's network in code, loads

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """tf.data input pipelines of the two recipes: what the network sees, batch by batch.
 
 Everything is decoded into memory once (the 56 training images are 77 M pixels, about

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Losses that skip unannotated pixels, with class weights for the land-heavy imbalance.
 
 Land covers about half of the annotated pixels and the other real classes 9-14 % each.

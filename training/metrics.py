@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Segmentation scores, all ignoring unannotated (IGNORE) pixels.
 
 Two families: a confusion matrix and the scores a user feels (pixel accuracy, per-class

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Figures of a run: learning curves, prediction panels, per-layer activation maps."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Train the land-cover network on the HITL Dubai dataset within a step or time budget.
 
     python -m training.train --recipe native --hours 2 --out runs/NAME

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Running the engine's command line in a child process.
 
 Why a child process: TensorFlow inside QGIS crashes it (a SQLite symbol clash, see

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Does the chosen interpreter have what the engine needs? One quick child call says.
 
 The most common trouble with deep-learning QGIS plugins is installing their dependencies;

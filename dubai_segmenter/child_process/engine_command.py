@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Argument lists for the engine's command line (``python -m dubai_segmenter ...``).
 
 Argument lists, never a shell string: paths with spaces, quotes or ``;`` reach the

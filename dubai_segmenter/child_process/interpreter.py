@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Which Python interpreter runs the engine.
 
 QGIS's own Python is never used: inside QGIS ``sys.executable`` is the QGIS binary, and

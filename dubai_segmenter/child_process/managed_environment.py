@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A plugin-managed virtual environment with the engine's packages, for analysts without one.
 
 Installing TensorFlow into QGIS's own Python is what breaks QGIS installs (numpy

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Start the engine's command line, follow its progress lines, stop it on cancel.
 
 The protocol (the engine's half is ``engine/cli.py``; the exit codes are in

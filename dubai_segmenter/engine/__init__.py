@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The segmentation engine: tiling, model, raster and vector I/O.
 
 Nothing in this package imports QGIS or Qt, so the command line, the training code and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The segmentation networks, built in code from a name and a few parameters.
 
 A model file stores only weights and metadata (see ``model_file.py``); the network is

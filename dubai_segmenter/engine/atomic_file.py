@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Write a file so that it only ever appears complete.
 
 A failed or interrupted write must not leave a file at the final path that looks finished

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Where tiles are blended: smooth window weights and the streaming probability accumulator.
 
 A convolutional model is least reliable near a tile's border (it sees no context beyond

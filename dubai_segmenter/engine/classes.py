@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The land-cover classes of the HITL / MBRSC Dubai dataset.
 
 Colours are those found in the mask PNGs, not those of its classes.json, which do not

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The command line: ``python -m dubai_segmenter segment | vectorize | info | export-onnx | models``.
 
 Made for two readers: a person at a terminal (progress bar, a summary, one clear error

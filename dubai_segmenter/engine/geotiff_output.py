@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Writing the classified GeoTIFF: class ids streamed in by rows, styled, and only then made visible.
 
 The file is what an analyst opens in QGIS or GDAL, so it carries its own legend: a colour

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The model file: a safetensors file holding a network's weights and its metadata.
 
 Why safetensors: a model file is data that users download and share, so opening one must

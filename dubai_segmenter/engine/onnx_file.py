@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The ONNX model file: export from our model file, and read back without TensorFlow.
 
 Why ONNX: ONNX Runtime runs the reference network faster than TensorFlow on a CPU

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Predictors: run a model file on batches of tiles, whatever computes it.
 
 The tiling code (``segment.py``) only needs "tiles in, probabilities out"; the

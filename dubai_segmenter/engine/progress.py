@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Progress reporting and cancellation shared by every long-running engine step.
 
 The engine is driven from three places (the command line, a QGIS task, a Processing

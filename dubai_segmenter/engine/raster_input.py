@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Input rasters: opening with clear errors, band choice, scaling to the model's range, validity.
 
 Scaling rule (what the model sees): a model takes 8-bit-range pixel values times its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The legend a classified raster declares: its category names and colour table.
 
 Only GDAL's Python bindings are needed here, which ship with every QGIS: the plugin

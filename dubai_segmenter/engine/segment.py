@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The segmentation driver: raster (or array) in, blended per-pixel classes out, streamed.
 
 One loop (``blend_tiles``) serves both entry points, so the training evaluation

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Keep TensorFlow's private SQLite away from GDAL and Qt.
 
 TensorFlow's shared library exports its own copy of SQLite and is loaded with

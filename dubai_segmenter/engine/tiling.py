@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Where the tiles go: the sliding-window grid, and each tile read with reflected margins.
 
 The grid is laid over the raster grown by a reflected margin of half the overlap on every

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Polygons of chosen classes from a classified raster, written to a GeoPackage.
 
 Why strips of rows: a 20,000 x 20,000 classified raster must vectorize in well under 1 GB,

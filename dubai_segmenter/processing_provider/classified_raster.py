@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Per-class areas of a classified GeoTIFF, read on the QGIS side.
 
 Read with GDAL's Python bindings, which ship with every QGIS (the Python inside QGIS may

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What every algorithm of the provider shares: parameters, running the engine, errors.
 
 An algorithm never computes anything heavy itself: it prepares the input in QGIS (only

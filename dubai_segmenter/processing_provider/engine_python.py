@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The engine's interpreter as QGIS sees it: the plugin setting plus the child_process rules.
 
 Shared by the dock (which also writes the setting) and every Processing algorithm, so the

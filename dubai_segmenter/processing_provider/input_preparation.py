@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Turning "this layer, this area, this resolution" into a GeoTIFF the engine can read.
 
 The engine reads files with rasterio in another process. A local GDAL file covering the

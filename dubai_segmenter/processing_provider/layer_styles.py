@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Class-coloured styles for the outputs, applied wherever they are loaded into QGIS.
 
 The colours and names come from the classified raster itself (its legend), so a model

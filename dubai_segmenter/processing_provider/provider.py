@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The "Dubai segmenter" Processing provider.
 
 Registering a provider is what makes the algorithms available in the toolbox, the batch

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The "Segment raster" and "Segment and vectorize" algorithms.
 
 Both run one ``segment`` call of the engine (one TensorFlow start-up); the second also

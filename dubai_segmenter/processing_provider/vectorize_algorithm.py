@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The "Vectorize classes" algorithm: polygons of chosen classes of a classified raster.
 
 Runs the engine's ``vectorize`` command, which needs no TensorFlow, so it is quick to

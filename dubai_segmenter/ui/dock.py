@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The plugin's dock panel: a small controller between the view and Processing.
 
 The panel is a friendly face on the Processing algorithms: Run builds their parameters

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A model file's metadata for the dock, read by the engine in a child process.
 
 The engine's ``info MODEL --json`` prints the metadata the model file carries (classes,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Processing feedback that forwards messages to the dock across threads.
 
 The algorithm runs in a QgsTask's thread; widgets may only be touched from the main

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Session-wide model files for the engine tests (tiny, deterministic)."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Model files with a known answer, shared by the engine tests (and importable elsewhere).
 
 ``paint`` turns a class-id map into an image in the class colours; the colour model

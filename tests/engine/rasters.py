@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Small georeferenced test rasters with a known class at every pixel (for segment and CLI tests)."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The networks are built in code with the shapes a user's tiles need."""
 from __future__ import annotations
 

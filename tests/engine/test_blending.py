@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Blending: smooth positive weights, and the streaming accumulator equals a whole-raster weighted mean."""
 import numpy as np
 import pytest

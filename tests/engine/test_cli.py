@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The command line: success path, every bad-input error with exit code 2, cancel by signal."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """``make demo``: the sample scene segmented into three outputs, and a clear way out without a model."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Model files round-trip weights and metadata, and anything else is refused clearly."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The ONNX Runtime backend: same answers as TensorFlow, our metadata inside, no TensorFlow needed."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Predictors turn scaled tiles into class probabilities."""
 from __future__ import annotations
 

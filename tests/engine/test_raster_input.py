@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Input rasters: clear refusals, band choice, the documented scaling rule, validity, resampling."""
 import numpy as np
 import pytest

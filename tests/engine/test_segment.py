@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Sliding-window segmentation end to end: exact classes, georeference, no data, styling, cleanup."""
 from __future__ import annotations
 

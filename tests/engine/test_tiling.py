@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The tile grid covers every pixel, ends at the edges and mirrors the raster beyond them."""
 import numpy as np
 import pytest

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Polygons from classified rasters: shapes, classes, areas, holes and seams between blocks.
 
 Every expected polygon is built independently from the pixels (a union of pixel squares in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Fixtures for the QGIS tier: a model with a known answer, painted rasters, the provider.
 
 The colour model (tests/engine/helpers.py) classifies a raster painted in the class

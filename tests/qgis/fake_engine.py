@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A stand-in for the engine's command line, to test the plugin's side of the protocol.
 
 Usage: fake_engine.py OUT --steps N --sleep S [--exit CODE --error MSG] [--ignore-term]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The plugin's half of the engine protocol: interpreter, dependency check, arguments,
 progress lines, errors and cancel. Runs against a fake engine script (fake_engine.py),
 so every case (failure, hang, cancel mid-run) is deterministic and fast."""

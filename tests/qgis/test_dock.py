@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The dock panel driven as an analyst would: choose a layer and a model, Run, wait.
 
 Two engine runs are shared by the tests (module fixtures): a plain GeoTIFF layer over

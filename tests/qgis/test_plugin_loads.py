@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The plugin loads in QGIS through classFactory and cleans up after itself."""
 import subprocess
 import sys

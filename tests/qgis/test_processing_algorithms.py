@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The provider's algorithms through processing.run, as the toolbox, batch and modeler run them.
 
 Each engine run starts TensorFlow in a child process (5-10 s), so the runs are shared

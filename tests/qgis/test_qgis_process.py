@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """`qgis_process run dubai_segmenter:...` works with the packaged plugin on QGIS_PLUGINPATH.
 
 This is the command line analysts script with, and the proof that the provider loads in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Tiny synthetic datasets in the real folder layout, for the training tests."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """After TensorFlow's generator dataset has changed glibc's thresholds, freed buffers are
 reused again instead of being mapped afresh (the cause of slow CPU training steps)."""
 import subprocess

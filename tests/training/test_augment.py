@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Augmentation keeps image and mask aligned; the reference's offline copies are made right."""
 from __future__ import annotations
 

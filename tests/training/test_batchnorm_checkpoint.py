@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """BatchNorm re-estimation and resumable checkpoints, on networks small enough to reason about."""
 from __future__ import annotations
 

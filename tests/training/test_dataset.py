@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Dataset reading: mask colours, ignored black pixels, palette PNGs, the reference split."""
 from __future__ import annotations
 

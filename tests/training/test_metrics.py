@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Scores and losses against values worked out by hand, with ignored (black) pixels."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Recipes hold the reference's published knobs; schedules give the learning rates they claim."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A short fit on a tiny synthetic dataset in the real folder layout, end to end:
 train, checkpoint, resume, export, load in the engine, evaluate."""
 from __future__ import annotations
