@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""``python -m dubai_segmenter``: the engine's command line (see engine/cli.py)."""
+"""``python -m dubai_segmenter``: the engine's command line (see engine/cli/)."""
 import os
 import sys
 

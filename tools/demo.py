@@ -25,7 +25,7 @@ import rasterio
 
 from dubai_segmenter.engine.atomic_file import written_atomically
 from dubai_segmenter.engine.classes import NODATA_CLASS
-from dubai_segmenter.engine.cli import _backend_choice_on_stderr
+from dubai_segmenter.engine.cli.helpers import backend_choice_on_stderr
 from dubai_segmenter.engine.errors import ModelFileError
 from dubai_segmenter.engine.model_file import read_metadata
 from dubai_segmenter.engine.model_store import model_folders, resolve_model
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_MODEL
     print(f"Segmenting {SAMPLE_SCENE.relative_to(REPO)} with {model}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, if it runs
-    with _backend_choice_on_stderr():
+    with backend_choice_on_stderr():
         result = run_demo(model, output_dir=args.output_dir, tile_size=args.tile, verbose=True)
     print(f"classified raster: {result.raster}")
     print(f"polygons:          {result.vector}  ({', '.join(f'{n}: {k}' for n, k in result.polygon_counts.items())})")

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Start the engine's command line, follow its progress lines, stop it on cancel.
 
-The protocol (the engine's half is ``engine/cli.py``; the exit codes are in
+The protocol (the engine's half is ``engine/cli/``; the exit codes are in
 ``engine/contract.py``): ``PROGRESS <percent> <message>`` lines on stdout, one
 ``ERROR: <message>`` line on stderr, exit code 0 success, 1 failure while running,
 2 bad input, 3 cancelled; SIGTERM makes the engine stop at the next tile and remove its

@@ -20,12 +20,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Callable
 
-from dubai_segmenter.engine.cli import (
-    SEGMENT_SHARE_WITH_VECTORS,
-    _check_segment_args,
-    _Progress,
-    _summary,
-)
+from dubai_segmenter.engine.cli.helpers import Progress, summary_line
+from dubai_segmenter.engine.cli.segment import SEGMENT_SHARE_WITH_VECTORS, check_segment_args
 from dubai_segmenter.engine.contract import EXIT_FAILED, EXIT_OK
 from dubai_segmenter.engine.errors import Cancelled, UsageError
 from dubai_segmenter.engine.progress import sub_progress
@@ -127,13 +123,13 @@ def _one_after_another(args, scenes, outputs, metadata, options, progress, cance
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from dubai_segmenter.engine.cli import _backend_choice_on_stderr
+    from dubai_segmenter.engine.cli.helpers import backend_choice_on_stderr
     from dubai_segmenter.engine.predictors import open_predictor
     from dubai_segmenter.engine.segment import segment_raster
 
     progress(0.0, "loading the model")
     try:
-        with _backend_choice_on_stderr():
+        with backend_choice_on_stderr():
             predictor = open_predictor(args.model, tile_size=options.tile_size, backend=args.backend)
     except ValueError as error:
         raise UsageError(str(error)) from error
@@ -150,13 +146,13 @@ def _one_after_another(args, scenes, outputs, metadata, options, progress, cance
             outcomes.append((None, error))
             continue
         kept.append(result.output_path)
-        summary = _summary(result.output_path, result.class_pixel_counts, metadata.classes, result.seconds)
+        summary = summary_line(result.output_path, result.class_pixel_counts, metadata.classes, result.seconds)
         outcomes.append((summary, None))
     return outcomes
 
 
 @contextlib.contextmanager
-def _cluster(args: argparse.Namespace, progress: _Progress) -> Iterator:
+def _cluster(args: argparse.Namespace, progress: Progress) -> Iterator:
     """The Dask client of a cluster run (``--cluster local[:N]`` or ``--scheduler ADDRESS``)."""
     from dubai_segmenter.engine.distributed.cluster import ClusterError, connect
 
@@ -184,15 +180,15 @@ def _on_cluster(client, args, scenes, outputs, metadata, options, progress, canc
     except ValueError as error:  # ClusterError, or a model the workers cannot run (no ONNX export)
         raise UsageError(str(error)) from error
     return [
-        (_summary(job.output_path, job.result.class_pixel_counts, metadata.classes, job.result.seconds), None)
+        (summary_line(job.output_path, job.result.class_pixel_counts, metadata.classes, job.result.seconds), None)
         if job.error is None else (None, RuntimeError(job.error))
         for job in jobs
     ]
 
 
-def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel: Callable[[], bool]) -> int:
+def segment_scenes_command(args: argparse.Namespace, progress: Progress, cancel: Callable[[], bool]) -> int:
     """``segment`` with several inputs (``--out-dir``) and/or on a cluster; returns the exit code."""
-    from dubai_segmenter.engine.cli import _remove_outputs
+    from dubai_segmenter.engine.cli.helpers import remove_outputs
     from dubai_segmenter.engine.output_claim import claimed
     from dubai_segmenter.engine.segment import SegmentOptions
 
@@ -211,7 +207,7 @@ def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel
             raise UsageError("give the output with --out-raster R.tif (or --out-dir DIR)")
         args.input = str(scenes[0])
         try:
-            checked = _check_segment_args(args)
+            checked = check_segment_args(args)
         except (ValueError, FileNotFoundError) as error:
             raise UsageError(str(error)) from error
         outputs = [checked["out_raster"]]
@@ -251,7 +247,7 @@ def segment_scenes_command(args: argparse.Namespace, progress: _Progress, cancel
                     progress=sub_progress(progress, share, 1.0), cancel=cancel, tracer=tracer,
                 )
             except BaseException:
-                _remove_outputs(outputs[0])
+                remove_outputs(outputs[0])
                 raise
     progress.close()
     for summary, _ in outcomes:
