@@ -9,9 +9,32 @@ fix. Standard library only, like ``contract``: the QGIS process imports it.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 
 class Cancelled(Exception):
     """Raised by the engine when the caller's cancel check said stop (after cleaning up)."""
+
+
+#: Kept outputs named in the message of a cancelled run; more are counted.
+_NAMED_WHEN_CANCELLED = 10
+
+
+class ScenesCancelled(Cancelled):
+    """A run of many scenes cancelled midway: its message says which scenes were finished
+    and kept (they are complete files) and how many were not written."""
+
+    @classmethod
+    def after(cls, kept: Sequence[Path], total: int) -> ScenesCancelled:
+        if not kept:
+            return cls(f"cancelled: none of the {total} scenes was finished; no output was written")
+        names = ", ".join(str(path) for path in kept[:_NAMED_WHEN_CANCELLED])
+        if len(kept) > _NAMED_WHEN_CANCELLED:
+            names += f" and {len(kept) - _NAMED_WHEN_CANCELLED} more"
+        rest = total - len(kept)
+        return cls(f"cancelled: {len(kept)} of {total} scenes finished and kept ({names}); "
+                   f"the other {rest} {'was' if rest == 1 else 'were'} not written")
 
 
 class UsageError(ValueError):

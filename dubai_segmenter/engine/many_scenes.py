@@ -23,29 +23,11 @@ from typing import Callable
 from dubai_segmenter.engine.cli.helpers import Progress, summary_line
 from dubai_segmenter.engine.cli.segment import SEGMENT_SHARE_WITH_VECTORS, check_segment_args
 from dubai_segmenter.engine.contract import EXIT_FAILED, EXIT_OK
-from dubai_segmenter.engine.errors import Cancelled, UsageError
+from dubai_segmenter.engine.errors import Cancelled, ScenesCancelled, UsageError
 from dubai_segmenter.engine.progress import sub_progress
 
 #: What a folder given as input contributes: files with these suffixes (not hidden ones).
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
-#: Kept outputs named in the message of a cancelled run; more are counted.
-_NAMED_WHEN_CANCELLED = 10
-
-
-class ScenesCancelled(Cancelled):
-    """A run of many scenes cancelled midway: its message says which scenes were finished
-    and kept (they are complete files) and how many were not written."""
-
-    @classmethod
-    def after(cls, kept: Sequence[Path], total: int) -> ScenesCancelled:
-        if not kept:
-            return cls(f"cancelled: none of the {total} scenes was finished; no output was written")
-        names = ", ".join(str(path) for path in kept[:_NAMED_WHEN_CANCELLED])
-        if len(kept) > _NAMED_WHEN_CANCELLED:
-            names += f" and {len(kept) - _NAMED_WHEN_CANCELLED} more"
-        rest = total - len(kept)
-        return cls(f"cancelled: {len(kept)} of {total} scenes finished and kept ({names}); "
-                   f"the other {rest} {'was' if rest == 1 else 'were'} not written")
 
 
 def expand_inputs(arguments: Sequence[str]) -> tuple[list[Path], bool]:

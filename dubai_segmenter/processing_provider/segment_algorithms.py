@@ -148,7 +148,7 @@ class SegmentRasterAlgorithm(EngineAlgorithm):
             self.MASK, "Only inside polygons", [VECTOR_POLYGON_SOURCE], optional=True,
         ))
         self.addParameter(QgsProcessingParameterEnum(
-            self.QUALITY, "Quality", options=[label for label, _ in QUALITY_CHOICES], defaultValue=0,
+            self.QUALITY, "Quality", options=[label for label, _ in QUALITY_CHOICES], defaultValue=0, optional=True,
         ))
         scheduler = QgsProcessingParameterString(self.SCHEDULER, "Dask scheduler", optional=True)
         scheduler.setFlags(scheduler.flags() | PARAMETER_ADVANCED)

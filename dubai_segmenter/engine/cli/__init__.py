@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = run_segment if args.command == "segment" else run_vectorize
             return run(args, progress, cancel)
     except Cancelled as error:
-        from dubai_segmenter.engine.many_scenes import ScenesCancelled  # says which scenes were kept
+        from dubai_segmenter.engine.errors import ScenesCancelled  # says which scenes were kept
 
         said = str(error) if isinstance(error, ScenesCancelled) else "cancelled: no output was written"
         return _fail(EXIT_CANCELLED, said, progress, debug)
