@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Callable
 
 from dubai_segmenter.engine.cli.helpers import Progress, summary_line
-from dubai_segmenter.engine.cli.segment import SEGMENT_SHARE_WITH_VECTORS, check_segment_args
+from dubai_segmenter.engine.cli.segment import (
+    SEGMENT_SHARE_WITH_VECTORS,
+    CheckedModel,
+    check_model_args,
+    check_segment_args,
+)
 from dubai_segmenter.engine.contract import EXIT_FAILED, EXIT_OK
 from dubai_segmenter.engine.errors import Cancelled, ScenesCancelled, UsageError
 from dubai_segmenter.engine.progress import sub_progress
@@ -75,24 +80,14 @@ def _outputs(scenes: Sequence[Path], out_dir: Path) -> list[Path]:
     return outputs
 
 
-def _check_model_args(args: argparse.Namespace) -> dict:
+def _check_model_args(args: argparse.Namespace) -> CheckedModel:
     """The checks of a run that do not depend on a scene (model, tile, overlap, band list)."""
-    from dubai_segmenter.engine.architectures import check_tile_size
-    from dubai_segmenter.engine.predictors import read_model_metadata
-    from dubai_segmenter.engine.raster_input import parse_band_list
-    from dubai_segmenter.engine.tiling import check_tiling
-
     if args.classes or args.min_area or args.simplify:
         raise UsageError("polygons are made for one input at a time: run 'vectorize' on each output")
     try:
-        metadata = read_model_metadata(args.model)
-        tile = args.tile or metadata.tile_size
-        check_tile_size(metadata.architecture, tile, metadata.architecture_params)
-        check_tiling(tile, metadata.overlap if args.overlap is None else args.overlap)
-        bands = parse_band_list(args.bands) if args.bands else None
+        return check_model_args(args)
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(str(error)) from error
-    return dict(metadata=metadata, tile=tile, bands=bands, out_vector=None, classes=None)
 
 
 #: (summary line, None) for a scene that succeeded, (None, the error) for one that failed.
@@ -182,7 +177,8 @@ def segment_scenes_command(args: argparse.Namespace, progress: Progress, cancel:
                 "with several inputs, a folder or a glob, give --out-dir instead of --out-raster/--out-vector")
         if args.out_dir is None:
             raise UsageError("several inputs: give an output folder with --out-dir")
-        checked = _check_model_args(args)
+        model = _check_model_args(args)
+        bands, out_vector, classes = model.bands, None, None
         outputs = _outputs(scenes, Path(args.out_dir))
     else:
         if not args.out_raster:
@@ -192,18 +188,18 @@ def segment_scenes_command(args: argparse.Namespace, progress: Progress, cancel:
             checked = check_segment_args(args)
         except (ValueError, FileNotFoundError) as error:
             raise UsageError(str(error)) from error
-        outputs = [checked["out_raster"]]
+        model, bands, out_vector, classes = checked.model, checked.bands, checked.out_vector, checked.classes
+        outputs = [checked.out_raster]
     options = SegmentOptions(
-        bands=checked["bands"], tile_size=checked["tile"], overlap=args.overlap, batch_size=args.batch,
+        bands=bands, tile_size=model.tile, overlap=model.overlap, batch_size=args.batch,
         resolution=args.resolution, confidence=args.confidence,
     )
-    out_vector = checked["out_vector"]
     share = SEGMENT_SHARE_WITH_VECTORS if out_vector else 1.0
     args.hold(claimed([*outputs, out_vector]))  # one writer per output, as a single run (output_claim.py)
     on_cluster = bool(args.cluster or args.scheduler)
     kept: list[Path] = []
     with _cluster(args, progress) if on_cluster else contextlib.nullcontext() as client:
-        segmenting = (args, scenes, outputs, checked["metadata"], options, sub_progress(progress, 0.0, share),
+        segmenting = (args, scenes, outputs, model.metadata, options, sub_progress(progress, 0.0, share),
                       cancel, kept)
         try:
             outcomes = _on_cluster(client, *segmenting) if on_cluster else _one_after_another(*segmenting)
@@ -225,7 +221,7 @@ def segment_scenes_command(args: argparse.Namespace, progress: Progress, cancel:
                 tracer = trace_on_cluster(client)
             try:
                 polygons = vectorize_classes(
-                    outputs[0], out_vector, classes=checked["classes"], min_area=args.min_area, simplify=args.simplify,
+                    outputs[0], out_vector, classes=classes, min_area=args.min_area, simplify=args.simplify,
                     progress=sub_progress(progress, share, 1.0), cancel=cancel, tracer=tracer,
                 )
             except BaseException:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dubai_segmenter.engine.cli.helpers import (
     CancelOnSignal,
@@ -26,6 +29,9 @@ from dubai_segmenter.engine.cli.options import (
 )
 from dubai_segmenter.engine.contract import BACKENDS, EXIT_OK, POLYGON_SUFFIX, TTA_MODES
 from dubai_segmenter.engine.errors import UsageError
+
+if TYPE_CHECKING:
+    from dubai_segmenter.engine.model_file import ModelMetadata
 
 #: Share of the progress bar for inference when polygons follow (vectorizing is much faster).
 SEGMENT_SHARE_WITH_VECTORS = 0.9
@@ -126,25 +132,56 @@ def add_segment_parser(commands: argparse._SubParsersAction) -> None:
     add_progress_option(segment)
 
 
-def check_segment_args(args: argparse.Namespace) -> dict:
-    """Everything about a ``segment`` run that can be checked without TensorFlow."""
+@dataclass(frozen=True)
+class CheckedModel:
+    """The model and tiling of a run, checked once at the command line and passed inward as is."""
+
+    metadata: ModelMetadata
+    tile: int
+    overlap: int  # the model's own unless --overlap (0 included) was given
+    bands: tuple[int, ...] | None  # --bands as parsed; None = the model's first bands
+
+
+@dataclass(frozen=True)
+class CheckedSegment:
+    """A one-raster ``segment`` run, checked: its model, the bands chosen on it, its outputs."""
+
+    model: CheckedModel
+    bands: tuple[int, ...]
+    band_count: int
+    out_raster: Path
+    out_vector: Path | None
+    classes: list[int] | None
+
+
+def check_model_args(args: argparse.Namespace) -> CheckedModel:
+    """The checks that do not depend on the raster: model metadata, tile, overlap, band list."""
     from dubai_segmenter.engine.architectures import check_tile_size
-    from dubai_segmenter.engine.geotiff_output import check_output_path
     from dubai_segmenter.engine.predictors import read_model_metadata
-    from dubai_segmenter.engine.raster_input import choose_bands, open_raster, parse_band_list
+    from dubai_segmenter.engine.raster_input import parse_band_list
     from dubai_segmenter.engine.tiling import check_tiling
+
+    metadata = read_model_metadata(args.model)
+    tile = args.tile or metadata.tile_size
+    overlap = metadata.overlap if args.overlap is None else args.overlap
+    check_tile_size(metadata.architecture, tile, metadata.architecture_params)
+    check_tiling(tile, overlap)
+    return CheckedModel(metadata, tile, overlap, parse_band_list(args.bands) if args.bands else None)
+
+
+def check_segment_args(args: argparse.Namespace) -> CheckedSegment:
+    """Everything about a one-raster ``segment`` run that can be checked without TensorFlow."""
+    from dubai_segmenter.engine.geotiff_output import check_output_path
+    from dubai_segmenter.engine.raster_input import choose_bands, open_raster
 
     vector_only = [flag for flag, value in (("--classes", args.classes), ("--min-area", args.min_area),
                                              ("--simplify", args.simplify)) if value]
     if vector_only and not args.out_vector:
         raise UsageError(f"{', '.join(vector_only)} only apply to polygons: add --out-vector V.gpkg")
-    metadata = read_model_metadata(args.model)
-    tile = args.tile or metadata.tile_size
-    check_tile_size(metadata.architecture, tile, metadata.architecture_params)
-    check_tiling(tile, metadata.overlap if args.overlap is None else args.overlap)
-    bands = parse_band_list(args.bands) if args.bands else None
+    model = check_model_args(args)
+    metadata = model.metadata
     with open_raster(args.input) as dataset:
-        bands = choose_bands(dataset, bands, metadata.input_bands)
+        bands = choose_bands(dataset, model.bands, metadata.input_bands)
         band_count = dataset.count
     out_raster = check_output_path(args.out_raster, args.input)
     out_vector, classes = None, None
@@ -156,8 +193,7 @@ def check_segment_args(args: argparse.Namespace) -> dict:
         if out_vector.resolve() == out_raster.resolve():
             raise UsageError("--out-vector and --out-raster must be different files")
         classes = parse_classes(args.classes, metadata.classes) if args.classes else None
-    return dict(metadata=metadata, tile=tile, bands=bands, out_raster=out_raster, out_vector=out_vector,
-                classes=classes, band_count=band_count)
+    return CheckedSegment(model, bands, band_count, out_raster, out_vector, classes)
 
 
 def run_segment(args: argparse.Namespace, progress: Progress, cancel: CancelOnSignal) -> int:
@@ -181,7 +217,7 @@ def run_segment(args: argparse.Namespace, progress: Progress, cancel: CancelOnSi
         checked = check_segment_args(args)
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(str(error)) from error
-    metadata, out_raster, out_vector = checked["metadata"], checked["out_raster"], checked["out_vector"]
+    metadata, out_raster, out_vector = checked.model.metadata, checked.out_raster, checked.out_vector
     args.hold(claimed([out_raster, out_vector]))  # one writer per output (output_claim.py)
     args.writing = out_raster
 
@@ -194,19 +230,19 @@ def run_segment(args: argparse.Namespace, progress: Progress, cancel: CancelOnSi
     progress(0.0, "loading the model")
     try:
         with backend_choice_on_stderr(), cancel.immediately():
-            predictor = open_predictor(args.model, tile_size=checked["tile"], backend=args.backend,
+            predictor = open_predictor(args.model, tile_size=checked.model.tile, backend=args.backend,
                                        cache_export=named != args.model)
         predictor = with_tta(predictor, args.tta)
     except ValueError as error:  # includes ModelFileError: weights that do not fit, unknown backend
         raise UsageError(str(error)) from error
     options = SegmentOptions(
-        bands=checked["bands"], tile_size=checked["tile"], overlap=args.overlap, batch_size=args.batch,
+        bands=checked.bands, tile_size=checked.model.tile, overlap=checked.model.overlap, batch_size=args.batch,
         resolution=args.resolution, confidence=args.confidence,
     )
     share = SEGMENT_SHARE_WITH_VECTORS if out_vector else 1.0
     result = segment_raster(args.input, predictor, out_raster, options, sub_progress(progress, 0.0, share), cancel)
     summary = summary_line(result.output_path, result.class_pixel_counts, metadata.classes, result.seconds)
-    print(describe_input(checked["bands"], checked["band_count"], result.details["scaling"]),
+    print(describe_input(checked.bands, checked.band_count, result.details["scaling"]),
           file=sys.stderr, flush=True)
     if out_vector is None:
         progress.close()
@@ -217,7 +253,7 @@ def run_segment(args: argparse.Namespace, progress: Progress, cancel: CancelOnSi
     args.writing = out_vector
     try:
         polygons = vectorize_classes(
-            out_raster, out_vector, classes=checked["classes"], min_area=args.min_area, simplify=args.simplify,
+            out_raster, out_vector, classes=checked.classes, min_area=args.min_area, simplify=args.simplify,
             progress=sub_progress(progress, share, 1.0), cancel=cancel,
         )
     except BaseException:
