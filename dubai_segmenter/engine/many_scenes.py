@@ -31,8 +31,9 @@ from dubai_segmenter.engine.contract import EXIT_FAILED, EXIT_OK
 from dubai_segmenter.engine.errors import Cancelled, ScenesCancelled, UsageError
 from dubai_segmenter.engine.progress import sub_progress
 
-#: What a folder given as input contributes: files with these suffixes (not hidden ones).
-RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
+#: What a folder given as input contributes: files with these suffixes (not hidden ones); the
+#: outputs are GeoTIFFs (contract.RASTER_SUFFIXES).
+INPUT_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
 
 
 def expand_inputs(arguments: Sequence[str]) -> tuple[list[Path], bool]:
@@ -44,10 +45,10 @@ def expand_inputs(arguments: Sequence[str]) -> tuple[list[Path], bool]:
         path = Path(argument)
         if path.is_dir():
             many = True
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES
                            and not p.name.startswith("."))
             if not found:
-                raise UsageError(f"folder {path} holds no raster ({', '.join(RASTER_SUFFIXES)} files)")
+                raise UsageError(f"folder {path} holds no raster ({', '.join(INPUT_SUFFIXES)} files)")
             scenes += found
         elif not path.exists() and glob.has_magic(argument):
             many = True
