@@ -146,7 +146,7 @@ class ModelCatalogueDialog(QDialog):
             return  # an older request, superseded or aborted
         self._catalogue_reply = None
         try:
-            if reply.error() != QNetworkReply.NoError:
+            if reply.error() != QNetworkReply.NetworkError.NoError:
                 raise CatalogueError(f"cannot read the model catalogue {url}: {reply.errorString()}")
             self.catalogue = parse_catalogue(bytes(reply.readAll()), url)
         except CatalogueError as exc:
