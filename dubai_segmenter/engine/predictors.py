@@ -26,7 +26,7 @@ import importlib.util
 import logging
 import os
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -118,8 +118,22 @@ def _installed(module: str) -> bool:
         return False
 
 
+#: The session ``read_model_metadata`` opened on an ONNX file, kept (one) so that the run
+#: which checked the file first does not open the same model a second time.
+_checked_session: tuple[tuple, Any] | None = None
+
+
+def _file_key(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
 def _open_onnx(path: Path, tile_size: int | None, threads: int | None) -> OnnxPredictor:
-    session = open_onnx_session(path, threads)
+    global _checked_session
+    if threads is None and _checked_session is not None and _checked_session[0] == _file_key(path):
+        session, _checked_session = _checked_session[1], None  # the run takes it over
+    else:
+        session = open_onnx_session(path, threads)
     metadata, exported_tile, _ = read_onnx_metadata(session, path)
     if tile_size is not None and tile_size != exported_tile:
         raise ValueError(
@@ -181,11 +195,16 @@ def read_model_metadata(path: str | os.PathLike) -> ModelMetadata:
     """The metadata of a model file or an ONNX export, without TensorFlow.
 
     For checks before a run (bands, tile size) and for ``info``. An ONNX file is opened
-    with onnxruntime to read it (about a second for the reference network).
+    with onnxruntime to read it (about a second for the reference network); that session is
+    kept for the next ``open_predictor`` of the same unchanged file, so a run opens it once.
     """
+    global _checked_session
     path = Path(path)
     if path.suffix.lower() == ".onnx":
-        return read_onnx_metadata(open_onnx_session(path, threads=1), path)[0]
+        session = open_onnx_session(path)  # the run's own thread count: open_predictor reuses it
+        metadata = read_onnx_metadata(session, path)[0]
+        _checked_session = (_file_key(path), session)
+        return metadata
     return read_metadata(path)
 
 

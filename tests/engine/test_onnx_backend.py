@@ -157,3 +157,31 @@ def test_the_shipped_network_exported_to_onnx_agrees_with_tensorflow(tmp_path, i
           f"same class {same_class:.5%}")
     np.testing.assert_allclose(got, expected, atol=5e-3)
     assert same_class > 0.999
+
+
+def test_a_run_on_an_onnx_file_opens_it_once(exported, tmp_path, monkeypatch):
+    """The session made to check the file before the run is the one the run uses."""
+    import onnxruntime
+
+    from dubai_segmenter.engine.cli import main
+    from tests.engine.rasters import write_painted
+
+    _, onnx_path = exported["colour"]
+    opened = []
+    real = onnxruntime.InferenceSession
+
+    def counting(path, *args, **kwargs):
+        opened.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", counting)
+    ids = np.random.default_rng(3).integers(0, 6, (80, 90))
+    scene = write_painted(tmp_path / "scene.tif", ids)
+    code = main(["segment", str(scene), "--model", str(onnx_path), "--out-raster", str(tmp_path / "c.tif"),
+                 "--progress", "none"])
+    assert code == 0 and opened == [str(onnx_path)]
+    # a changed file is not served from the kept session
+    read_model_metadata(onnx_path)
+    onnx_path.touch()
+    open_predictor(onnx_path)
+    assert len(opened) == 3
