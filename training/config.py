@@ -59,10 +59,12 @@ class Recipe:
     #: Training batches used to re-estimate BatchNorm statistics just before each
     #: validation (0 = validate with the moving averages, as the reference did).
     validation_bn_batches: int = 0
-    #: Training-mode batches used to re-estimate BatchNorm statistics before export, and
-    #: the tile size they are cut at (None = the training crop size).
+    #: Training-mode batches used to re-estimate BatchNorm statistics before export, the
+    #: tile size they are cut at and the tiles per batch (None = the training crop size and
+    #: batch size).
     bn_recalibration_batches: int = 32
     bn_recalibration_size: int | None = None
+    bn_recalibration_batch_size: int | None = None
     #: Class-weight exponent: weight_c = frequency_c ** -power (0 = unweighted).
     class_weight_power: float = 0.0
     dice_weight: float = 0.0
@@ -137,9 +139,11 @@ NATIVE = Recipe(
     validation_every=4,
     validation_bn_batches=8,
     # Inference runs on 512 tiles: BatchNorm statistics for export are estimated at that
-    # size, on as many pixels as 32 batches of 256 crops (8 batches of 8 tiles).
-    bn_recalibration_batches=8,
+    # size, on as many pixels as 32 batches of 256 crops (32 batches of 2 tiles: a batch of
+    # 8 tiles of 512 in training mode grew the process to 24 GB, killed with the export).
+    bn_recalibration_batches=32,
     bn_recalibration_size=512,
+    bn_recalibration_batch_size=2,
     # A continuation gets a few hundred steps at most: a restart at the from-scratch 1e-3
     # would throw the weights out of the basin the first run ended in before its cosine
     # could bring them back, so a restart peaks lower.

@@ -133,7 +133,8 @@ def finish(model: keras.Model, recipe: Recipe, run: dict, run_dir: Path, data_ro
         tiles = build_network(recipe, size)
         tiles.set_weights(model.get_weights())
         model = tiles
-    at_size = recipe.with_overrides(image_size=size)
+    at_size = recipe.with_overrides(image_size=size,
+                                    batch_size=recipe.bn_recalibration_batch_size or recipe.batch_size)
     probe = next(calibration_batches(at_size, train, seed=recipe.seed + 1))
     before = mode_agreement(model, probe)
     used = recalibrate_batchnorm(model, calibration_batches(at_size, train, seed=recipe.seed),
