@@ -216,7 +216,9 @@ def _head(x: keras.KerasTensor, num_classes: int, dropout: float) -> keras.Keras
 
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    return keras.layers.Conv2D(num_classes, 1, activation="softmax", name="head_softmax")(x)
+    # float32 even under a mixed-precision policy (training/precision.py): probabilities and
+    # the loss on them keep full precision; with the default float32 policy this changes nothing.
+    return keras.layers.Conv2D(num_classes, 1, activation="softmax", name="head_softmax", dtype="float32")(x)
 
 
 def _build_irv2_unet(
