@@ -42,19 +42,24 @@ def reference_pipeline(crop_width: int, crop_height: int, seed: int | None = Non
     ], p=1.0, seed=seed)
 
 
-def native_pipeline(crop: int, seed: int | None = None) -> A.Compose:
+def native_pipeline(crop: int, seed: int | None = None, rotation: str = "free") -> A.Compose:
     """Online random crops at the image's own resolution, with the reference's transform family.
 
-    The crop is cut with room for any rotation (crop * sqrt 2) and centre-cropped after
-    rotating, so the rotation brings in no reflected corners. Images must be padded with
-    `pad_for_native_crops` first, or pixels near the borders are rarely drawn. Unlike the reference every transform
-    is optional (p < 1): the sliding window shows the model upright, undistorted imagery
-    too, and no scaling transform is used, so ground scale stays that of the raster.
+    With `rotation="free"` the crop is cut with room for any rotation (crop * sqrt 2) and
+    centre-cropped after rotating, so the rotation brings in no reflected corners; with
+    "rot90" it is turned by multiples of 90 degrees instead, which moves pixels without
+    resampling them (a free rotation blurs the image and jags the label edges of the half
+    of the crops it turns). Images must be padded with `pad_for_native_crops` first, or
+    pixels near the borders are rarely drawn. Unlike the reference every transform is
+    optional (p < 1): the sliding window shows the model upright, undistorted imagery too,
+    and no scaling transform is used, so ground scale stays that of the raster.
     """
-    outer = math.ceil(crop * math.sqrt(2))
+    outer = crop_window(crop, rotation)
+    turn = (A.Rotate(limit=180, border_mode=_REFLECT, p=0.5) if rotation == "free"
+            else A.RandomRotate90(p=0.5))
     return A.Compose([
         A.RandomCrop(height=outer, width=outer, pad_if_needed=True, border_mode=_REFLECT, p=1.0),
-        A.Rotate(limit=180, border_mode=_REFLECT, p=0.5),
+        turn,
         A.CenterCrop(height=crop, width=crop, p=1.0),
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.5),
@@ -67,8 +72,17 @@ def native_pipeline(crop: int, seed: int | None = None) -> A.Compose:
     ], p=1.0, seed=seed)
 
 
-def native_border(crop: int) -> int:
-    """Reflected border added around each training image for `native_pipeline(crop)`.
+def crop_window(crop: int, rotation: str = "free") -> int:
+    """Side of the window `native_pipeline` cuts before turning it and keeping the centre `crop`."""
+    if rotation == "free":
+        return math.ceil(crop * math.sqrt(2))
+    if rotation == "rot90":
+        return crop
+    raise ValueError(f"unknown rotation {rotation!r}; choose free or rot90")
+
+
+def native_border(crop: int, rotation: str = "free") -> int:
+    """Reflected border added around each training image for `native_pipeline(crop, rotation=rotation)`.
 
     The pipeline keeps the centre `crop` of a random `outer` window. With a border of half
     the outer margin plus half a crop, the kept square's corner ranges over
@@ -77,13 +91,14 @@ def native_border(crop: int) -> int:
     about a quarter-crop of an edge were drawn at under half the rate, the outermost
     (outer - crop) / 2 never in an unrotated crop).
     """
-    return (math.ceil(crop * math.sqrt(2)) - crop) // 2 + crop // 2
+    return (crop_window(crop, rotation) - crop) // 2 + crop // 2
 
 
-def pad_for_native_crops(image: np.ndarray, labels: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
-    """`image` and `labels` with the reflected border of `native_border(crop)` on every side
-    (BORDER_REFLECT repeats the edge pixel, so it is drawn as often as its neighbours)."""
-    border = native_border(crop)
+def pad_for_native_crops(image: np.ndarray, labels: np.ndarray, crop: int,
+                         rotation: str = "free") -> tuple[np.ndarray, np.ndarray]:
+    """`image` and `labels` with the reflected border of `native_border(crop, rotation)` on every
+    side (BORDER_REFLECT repeats the edge pixel, so it is drawn as often as its neighbours)."""
+    border = native_border(crop, rotation)
     sides = dict(top=border, bottom=border, left=border, right=border, borderType=cv2.BORDER_REFLECT)
     return cv2.copyMakeBorder(image, **sides), cv2.copyMakeBorder(labels, **sides)
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Keras callbacks of a training run: step budget and schedule, resumable early
-stopping, checkpoints, learning curves and the allocator settings."""
+stopping, checkpoints, learning curves, the allocator settings, the loss's Lovasz phase
+and the last weights of a run that exports their moving average."""
 from __future__ import annotations
 
 import dataclasses
@@ -171,3 +172,29 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 def _finite_or_none(value) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+class LovaszPhase(keras.callbacks.Callback):
+    """Switches the loss's Lovasz-softmax term on from `recipe.lovasz_from` of the clock's
+    cycle (the cycle's end is known once an hours budget is converted)."""
+
+    def __init__(self, recipe: Recipe, clock: TrainingClock, scale: keras.Variable):
+        super().__init__()
+        self.recipe, self.clock, self.scale = recipe, clock, scale
+
+    def on_train_batch_begin(self, batch, logs=None):
+        cycle = self.clock.cycle
+        on = cycle.end is not None and \
+            self.clock.steps >= cycle.start + self.recipe.lovasz_from * (cycle.end - cycle.start)
+        self.scale.assign(1.0 if on else 0.0)
+
+
+class LastWeights(keras.callbacks.Callback):
+    """Keeps the weights of the last epoch: with Adam's EMA, `fit` replaces them by their
+    moving average as it returns, and the run scores both."""
+
+    weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training or epoch + 1 >= self.params.get("epochs", 0):
+            self.weights = self.model.get_weights()

@@ -72,6 +72,34 @@ class Recipe:
     tile_size: int = 512
     overlap: int = 128
     seed: int = 42
+    #: Arithmetic of the training steps: "float32", "mixed_bfloat16" (bfloat16 compute,
+    #: float32 weights and head) or "auto" (bfloat16 where the CPU has it natively,
+    #: training/precision.py). Export and evaluation always run in float32.
+    precision: str = "float32"
+    #: Geometric augmentation of native crops: "free" (any angle, from a sqrt(2) larger
+    #: window) or "rot90" (multiples of 90 degrees and flips: no resampling blur).
+    rotation: str = "free"
+    #: Share of native crops centred on a pixel of a randomly chosen real class (0 = every
+    #: crop uniform), so rare classes (roads, vegetation) are seen more often.
+    class_aware_crops: float = 0.0
+    #: Exponential moving average of the weights (Adam's use_ema) exported instead of the
+    #: last weights; 0 = off. The run also exports and scores its last weights for comparison.
+    ema_momentum: float = 0.0
+    #: Lovasz-softmax (a surrogate of the IoU the metrics report) added to the loss with this
+    #: weight from `lovasz_from` of the learning-rate cycle onwards; 0 = never.
+    lovasz_weight: float = 0.0
+    lovasz_from: float = 0.5
+
+    def __post_init__(self) -> None:
+        """Refuse knob values a run would only trip over later (or never notice)."""
+        if self.precision not in ("float32", "mixed_bfloat16", "auto"):
+            raise ValueError(f"precision must be float32, mixed_bfloat16 or auto, not {self.precision!r}")
+        if self.rotation not in ("free", "rot90"):
+            raise ValueError(f"rotation must be free or rot90, not {self.rotation!r}")
+        for knob, low, high in (("class_aware_crops", 0.0, 1.0), ("lovasz_from", 0.0, 1.0),
+                                ("ema_momentum", 0.0, 0.9999)):
+            if not low <= getattr(self, knob) <= high:
+                raise ValueError(f"{knob} must be between {low} and {high}, not {getattr(self, knob)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, written into every run folder and model file."""

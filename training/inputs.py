@@ -15,11 +15,14 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from training.augment import make_offline_copies, native_pipeline, pad_for_native_crops
+from training.augment import crop_window, make_offline_copies, native_pipeline, pad_for_native_crops
 from training.config import Recipe
-from training.dataset import Sample, load_sample
+from training.dataset import REAL_CLASS_IDS, Sample, load_sample
 
 INPUT_SCALE = 1.0 / 255.0
+#: Pixels remembered per class and image as centres of class-aware crops (a sample keeps
+#: the memory small; thousands per image are plenty of distinct crops).
+CENTRES_PER_IMAGE = 2000
 
 
 def scale(images: np.ndarray) -> np.ndarray:
@@ -75,15 +78,22 @@ def random_crops(pairs: list[tuple[np.ndarray, np.ndarray]], recipe: Recipe, see
 
     Area-proportional drawing and reflect-padded images (augment.native_border) make every
     training pixel about equally likely, as the pooled validation metrics weigh them;
-    consecutive crops come from any tile, so batches mix.
+    consecutive crops come from any tile, so batches mix. With `recipe.class_aware_crops`
+    that share of the augmented crops is centred on a pixel of a class drawn uniformly
+    instead (`class_centres`).
     """
     rng = np.random.default_rng(seed)
     areas = np.array([lab.size for _, lab in pairs], dtype=np.float64)
-    pipeline = native_pipeline(recipe.image_size, seed=seed) if augment else None
+    pipeline = native_pipeline(recipe.image_size, seed=seed, rotation=recipe.rotation) if augment else None
     if pipeline is not None:  # reflect-padded, so border pixels are drawn as often as the rest
-        pairs = [pad_for_native_crops(image, labels, recipe.image_size) for image, labels in pairs]
+        pairs = [pad_for_native_crops(image, labels, recipe.image_size, recipe.rotation) for image, labels in pairs]
+    centres = class_centres(pairs, rng) if pipeline is not None and recipe.class_aware_crops else None
+    window = crop_window(recipe.image_size, recipe.rotation)
     while True:
-        image, labels = pairs[rng.choice(len(pairs), p=areas / areas.sum())]
+        if centres and rng.random() < recipe.class_aware_crops:
+            image, labels = window_on_class(pairs, centres, window, rng)
+        else:
+            image, labels = pairs[rng.choice(len(pairs), p=areas / areas.sum())]
         if pipeline is None:
             image, labels = _pad_to(image, labels, recipe.image_size)
             r = rng.integers(0, labels.shape[0] - recipe.image_size + 1)
@@ -93,6 +103,34 @@ def random_crops(pairs: list[tuple[np.ndarray, np.ndarray]], recipe: Recipe, see
         else:
             out = pipeline(image=image, mask=labels)
             yield scale(out["image"]), out["mask"]
+
+
+def class_centres(pairs: list[tuple[np.ndarray, np.ndarray]],
+                  rng: np.random.Generator) -> dict[int, list[tuple[int, int, np.ndarray]]]:
+    """For each real class present: (image index, its pixel count, up to CENTRES_PER_IMAGE
+    of its (row, col) positions) per image holding it."""
+    centres: dict[int, list[tuple[int, int, np.ndarray]]] = {}
+    for index, (_, labels) in enumerate(pairs):
+        for class_id in REAL_CLASS_IDS:
+            rows, cols = np.nonzero(labels == class_id)
+            if len(rows):
+                keep = rng.choice(len(rows), size=min(len(rows), CENTRES_PER_IMAGE), replace=False)
+                centres.setdefault(class_id, []).append((index, len(rows), np.stack([rows[keep], cols[keep]], 1)))
+    return centres
+
+
+def window_on_class(pairs: list[tuple[np.ndarray, np.ndarray]], centres: dict[int, list[tuple[int, int, np.ndarray]]],
+                    window: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A `window`-pixel square (less at an image's edge) centred on a pixel of a class drawn
+    uniformly; the image is drawn in proportion to how many pixels of that class it has."""
+    holders = centres[list(centres)[rng.integers(len(centres))]]
+    counts = np.array([count for _, count, _ in holders], dtype=np.float64)
+    index, _, positions = holders[rng.choice(len(holders), p=counts / counts.sum())]
+    row, col = positions[rng.integers(len(positions))]
+    image, labels = pairs[index]
+    top = int(np.clip(row - window // 2, 0, max(labels.shape[0] - window, 0)))
+    left = int(np.clip(col - window // 2, 0, max(labels.shape[1] - window, 0)))
+    return image[top:top + window, left:left + window], labels[top:top + window, left:left + window]
 
 
 def crop_dataset(pairs, recipe: Recipe, seed: int, augment: bool = True) -> tf.data.Dataset:

@@ -25,11 +25,15 @@ from dubai_segmenter.engine.onnx_file import file_sha256
 from training.config import Recipe
 from training.inputs import INPUT_SCALE
 
+#: Architecture parameters that shape no weight: a run may change them from its starting model
+#: (e.g. head dropout 0.3 -> 0).
+WEIGHTLESS_PARAMS = ("dropout", "bn_momentum")
+
 
 def check_compatible(metadata: ModelMetadata, recipe: Recipe, path: Path) -> None:
     """Raise ValueError naming the first thing in which the model file differs from the recipe."""
-    theirs = (metadata.architecture, resolve_params(metadata.architecture, metadata.architecture_params))
-    ours = (recipe.architecture, resolve_params(recipe.architecture, recipe.architecture_params))
+    theirs = (metadata.architecture, _weighted(metadata.architecture, metadata.architecture_params))
+    ours = (recipe.architecture, _weighted(recipe.architecture, recipe.architecture_params))
     if theirs != ours:
         raise ValueError(f"{path}: its network is {theirs[0]} {theirs[1]} but recipe {recipe.name!r} builds "
                          f"{ours[0]} {ours[1]}; choose a model of this recipe or set the recipe's "
@@ -42,6 +46,11 @@ def check_compatible(metadata: ModelMetadata, recipe: Recipe, path: Path) -> Non
     if metadata.input_bands != 3 or abs(metadata.input_scale - INPUT_SCALE) > 1e-12:
         raise ValueError(f"{path}: it takes {metadata.input_bands} bands scaled by {metadata.input_scale}, "
                          f"training feeds 3 bands scaled by {INPUT_SCALE}")
+
+
+def _weighted(architecture: str, params: dict[str, Any]) -> dict[str, Any]:
+    resolved = resolve_params(architecture, params)
+    return {name: value for name, value in resolved.items() if name not in WEIGHTLESS_PARAMS}
 
 
 def init_record(path: Path, recipe: Recipe) -> dict[str, Any]:

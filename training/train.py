@@ -13,7 +13,9 @@ file's weights (training.lineage).
 
 At the end BatchNorm statistics are re-estimated with the final weights (training.batchnorm),
 the model file is written, evaluated with the engine's sliding window, and written again
-with its validation metrics.
+with its validation metrics. A recipe with `ema_momentum` exports the weights' moving
+average and, for comparison, its last weights as model-without-ema.safetensors, scored in
+evaluation-without-ema/.
 """
 from __future__ import annotations
 
@@ -30,7 +32,15 @@ import numpy as np
 from dubai_segmenter.engine.errors import ModelFileError
 from dubai_segmenter.engine.onnx_file import file_sha256
 from training.batchnorm import mode_agreement, recalibrate_batchnorm
-from training.callbacks import KeepFreedMemory, PeriodicValidation, ResumableEarlyStopping, RunCheckpoint, TrainingClock
+from training.callbacks import (
+    KeepFreedMemory,
+    LastWeights,
+    LovaszPhase,
+    PeriodicValidation,
+    ResumableEarlyStopping,
+    RunCheckpoint,
+    TrainingClock,
+)
 from training.checkpoint import latest_checkpoint, load_checkpoint
 from training.config import RECIPES, Recipe, get_recipe
 from training.dataset import class_frequencies, data_dir, describe_split, load_sample
@@ -40,10 +50,12 @@ from training.inputs import calibration_batches, training_data, validation_data
 from training.lineage import init_record, load_initial_weights, total
 from training.losses import build_loss
 from training.metrics import training_metrics
+from training.precision import resolve_precision, use_policy
 from training.schedule import plan_cycle
 from training.splits import training_split
 
 BEST_WEIGHTS = "best.weights.h5"
+WITHOUT_EMA = "model-without-ema.safetensors"
 
 
 def start_or_resume(run_dir: Path, recipe: Recipe, budget: dict[str, Any], data_root: Path,
@@ -79,15 +91,17 @@ def start_or_resume(run_dir: Path, recipe: Recipe, budget: dict[str, Any], data_
 
 def compile_network(recipe: Recipe, frequencies: np.ndarray, encoder_weights: str | None) -> keras.Model:
     model = build_network(recipe, recipe.image_size, encoder_weights)
-    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate),
+    optimizer = keras.optimizers.Adam(recipe.learning_rate, use_ema=recipe.ema_momentum > 0,
+                                      ema_momentum=recipe.ema_momentum or 0.99)
+    model.compile(optimizer=optimizer,
                   loss=build_loss(recipe, frequencies), metrics=training_metrics())
     return model
 
 
 def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, train, validation,
-        calibration=None) -> dict:
+        calibration=None, last: LastWeights | None = None) -> dict:
     """Resume from the last checkpoint (or start from the run's model file, if any) and fit
-    until the step budget, early stop or max epochs."""
+    until the step budget, early stop or max epochs; `last` keeps the last epoch's weights."""
     state = {"epoch": 0, "steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "best_val_loss": None}
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is not None:
@@ -112,6 +126,10 @@ def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, 
                  *([stopping] if stopping else []),
                  keras.callbacks.CSVLogger(str(run_dir / "model_training.csv"), append=True),
                  RunCheckpoint(run_dir, clock, best, stopping)]
+    if getattr(model.loss, "lovasz_scale", None) is not None:
+        callbacks.append(LovaszPhase(recipe, clock, model.loss.lovasz_scale))
+    if last is not None:
+        callbacks.append(last)
     stopped_early = stopping is not None and stopping.wait >= stopping.patience
     if not clock.finished and state["epoch"] < recipe.max_epochs and not stopped_early:
         model.fit(train, epochs=recipe.max_epochs, initial_epoch=state["epoch"],
@@ -123,16 +141,27 @@ def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, 
 
 
 def finish(model: keras.Model, recipe: Recipe, run: dict, run_dir: Path, data_root: Path,
-           evaluate: bool) -> Path:
-    """Best weights (reference) -> BatchNorm re-estimation -> model file -> evaluation."""
+           evaluate: bool, last: list[np.ndarray] | None = None) -> Path:
+    """Best weights (reference) -> BatchNorm re-estimation -> model file -> evaluation; the
+    same for the `last` weights of an EMA run, beside it."""
     if recipe.early_stopping_patience and (run_dir / BEST_WEIGHTS).is_file():
         model.load_weights(run_dir / BEST_WEIGHTS)  # the reference restored its best val_loss weights
+    path = _export(model.get_weights(), recipe, run, run_dir / MODEL_FILE, data_root, evaluate, "evaluation")
+    if last is not None:
+        _export(last, recipe, run, run_dir / WITHOUT_EMA, data_root, evaluate, "evaluation-without-ema")
+    return path
+
+
+def _export(weights: list[np.ndarray], recipe: Recipe, run: dict, path: Path, data_root: Path,
+            evaluate: bool, evaluation: str) -> Path:
+    """`weights` in a float32 network at the re-estimation tile size, BatchNorm statistics
+    re-estimated, written to `path` and scored into run_dir/`evaluation`."""
+    run_dir = path.parent
     train, _, _ = training_split(data_root)
     size = recipe.bn_recalibration_size or recipe.image_size
-    if size != recipe.image_size:  # the same weights in a network built for the inference tile
-        tiles = build_network(recipe, size)
-        tiles.set_weights(model.get_weights())
-        model = tiles
+    use_policy("float32")  # exported and evaluated as the engine runs it, whatever the training arithmetic
+    model = build_network(recipe, size)
+    model.set_weights(weights)
     at_size = recipe.with_overrides(image_size=size,
                                     batch_size=recipe.bn_recalibration_batch_size or recipe.batch_size)
     probe = next(calibration_batches(at_size, train, seed=recipe.seed + 1))
@@ -142,16 +171,18 @@ def finish(model: keras.Model, recipe: Recipe, run: dict, run_dir: Path, data_ro
     after = mode_agreement(model, probe)
     print(f"BatchNorm statistics re-estimated on {used} batches of {size}-pixel tiles: train/inference-mode "
           f"agreement {before:.3f} -> {after:.3f}", flush=True)
-    run["training"]["batchnorm"] = {"recalibration_batches": used, "tile_size": size,
+    key = "batchnorm" if path.name == MODEL_FILE else "batchnorm_without_ema"
+    run["training"][key] = {"recalibration_batches": used, "tile_size": size,
                                     "mode_agreement_before": round(before, 4),
                                     "mode_agreement_after": round(after, 4)}
     (run_dir / "run.json").write_text(json.dumps(run, indent=1))
-    model.save_weights(run_dir / FINAL_WEIGHTS)
-    path = export_model(model, recipe, run, run_dir / MODEL_FILE)
+    if path.name == MODEL_FILE:
+        model.save_weights(run_dir / FINAL_WEIGHTS)
+    path = export_model(model, recipe, run, path)
     if evaluate:
         from training.evaluate import evaluate_model
 
-        metrics = evaluate_model(path, run_dir / "evaluation", data_root)
+        metrics = evaluate_model(path, run_dir / evaluation, data_root)
         export_model(model, recipe, run, path, summary_metrics(metrics))
     return path
 
@@ -166,6 +197,10 @@ def train(recipe: Recipe, run_dir: Path, hours: float | None = None, data_root: 
     run_dir, data_root = Path(run_dir), Path(data_root) if data_root else data_dir()
     budget = {"hours": hours} if hours is not None else {"steps": steps}
     run = start_or_resume(run_dir, recipe, budget, data_root, encoder_weights, init_from)
+    policy, why = resolve_precision(recipe)
+    run["precision"] = {"policy": policy, "why": why}
+    print(f"Training arithmetic: {policy} ({why}).", flush=True)
+    use_policy(policy)
     keras.utils.set_random_seed(recipe.seed)
     model = compile_network(recipe, np.array(run["class_frequencies"]), encoder_weights)
     train_samples, validation_samples, _ = training_split(data_root)
@@ -174,12 +209,13 @@ def train(recipe: Recipe, run_dir: Path, hours: float | None = None, data_root: 
     print(f"Recipe {recipe.name}: {len(train_samples)} training / {len(validation_samples)} validation images "
           f"from {data_root}, {recipe.image_size}-pixel inputs ({recipe.input_mode}), batch {recipe.batch_size}, "
           f"budget {_describe(budget)}; run folder {run_dir}", flush=True)
+    last = LastWeights() if recipe.ema_momentum else None
     run["training"] = fit(model, recipe, run, run_dir,
                           training_data(recipe, train_samples, run_dir, seed),
                           validation_data(recipe, validation_samples),
                           calibration_batches(recipe, train_samples, seed=recipe.seed + 2)
-                          if recipe.validation_bn_batches else None)
-    return finish(model, recipe, run, run_dir, data_root, evaluate)
+                          if recipe.validation_bn_batches else None, last)
+    return finish(model, recipe, run, run_dir, data_root, evaluate, last.weights if last else None)
 
 
 def _describe(budget: dict[str, Any]) -> str:

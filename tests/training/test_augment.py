@@ -85,10 +85,10 @@ def test_offline_copies_are_written_once_in_the_dataset_layout(tmp_path):
     assert again == copies and copies[0].image_path.stat().st_mtime_ns == stamp
 
 
-def _draw_rates(pairs, crop: int, count: int) -> np.ndarray:
+def _draw_rates(pairs, crop: int, count: int, rotation: str = "free") -> np.ndarray:
     """How often each pixel of the first image appears in `count` native crops, over the
     uniform rate (its mask holds each pixel's index, so mirrored pixels count as themselves)."""
-    recipe = NATIVE.with_overrides(image_size=crop)
+    recipe = NATIVE.with_overrides(image_size=crop, rotation=rotation)
     drawn = np.zeros(pairs[0][1].size, dtype=np.int64)
     crops = random_crops(pairs, recipe, seed=3)
     for _ in range(count):
