@@ -68,6 +68,17 @@ class Recipe:
     #: Class-weight exponent: weight_c = frequency_c ** -power (0 = unweighted).
     class_weight_power: float = 0.0
     dice_weight: float = 0.0
+    #: Progressive crop size: the last `final_crop_fraction` of the current learning-rate
+    #: cycle's steps train on `final_crop_size` crops (None = off), so the weights end on
+    #: inputs closer to the 512 tiles of inference (more context per crop, fewer borders)
+    #: while most steps keep the cheaper small crops. Same weights and optimizer state; the
+    #: network is rebuilt at the new size (training.progressive).
+    final_crop_size: int | None = None
+    final_crop_fraction: float = 0.15
+    #: Crops per batch in that phase; None = about the same pixels per batch as before,
+    #: round(batch_size * (image_size / final_crop_size) ** 2), so a step costs about the
+    #: same memory and the gradient averages over about as many pixels.
+    final_batch_size: int | None = None
     #: Defaults written into the exported model file for the sliding window.
     tile_size: int = 512
     overlap: int = 128
