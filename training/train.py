@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import sys
 from pathlib import Path
@@ -51,6 +52,8 @@ from training.lineage import init_record, load_initial_weights, total
 from training.losses import build_loss
 from training.metrics import training_metrics
 from training.precision import resolve_precision, use_policy
+from training.progressive import StopAtSwitch, at_final_size, final_recipe, resume_recipe, switch_network
+from training.progressive import record as progressive_record
 from training.schedule import plan_cycle
 from training.splits import training_split
 
@@ -98,16 +101,28 @@ def compile_network(recipe: Recipe, frequencies: np.ndarray, encoder_weights: st
     return model
 
 
-def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, train, validation,
-        calibration=None, last: LastWeights | None = None) -> dict:
+def fit(phase, recipe: Recipe, run: dict[str, Any], run_dir: Path,
+        last: LastWeights | None = None) -> tuple[dict, keras.Model]:
     """Resume from the last checkpoint (or start from the run's model file, if any) and fit
-    until the step budget, early stop or max epochs; `last` keeps the last epoch's weights."""
+    until the step budget, early stop or max epochs; returns the run's training summary and
+    the network trained last.
+
+    `phase(at, steps, previous)` gives the compiled network and the training, validation and
+    calibration inputs at recipe `at`'s crop and batch size, from step `steps`; with a
+    `previous` network its weights and optimizer state. With recipe.final_crop_size the fit
+    stops at the switch step and goes on at that size (training.progressive); the first
+    phase's network and inputs are dropped then, so they need no memory in the second.
+    `last` keeps the last epoch's weights (an EMA run exports them beside the average).
+    """
     state = {"epoch": 0, "steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "best_val_loss": None}
     checkpoint = latest_checkpoint(run_dir)
+    saved = json.loads((checkpoint / "state.json").read_text()) if checkpoint is not None else {}
+    at = resume_recipe(recipe, run, saved)  # the final crop size once its switch step is passed
+    model, train, validation, calibration = phase(at, saved.get("steps", 0), None)
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model)
         print(f"Resuming {run_dir} at epoch {state['epoch']} ({state['steps']} steps, "
-              f"{state['seconds'] / 3600:.2f} h trained).", flush=True)
+              f"{state['seconds'] / 3600:.2f} h trained), {at.image_size}-pixel inputs.", flush=True)
     elif run.get("init_from"):
         load_initial_weights(model, Path(run["init_from"]["path"]), recipe)
         lineage = run["init_from"]["lineage"]
@@ -115,6 +130,30 @@ def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, 
               f"{total(lineage, 'hours')} h), fresh optimizer.", flush=True)
     cycle = plan_cycle(recipe, state, run["budget"].get("steps"), run["budget"].get("hours"),
                        init_from=bool(run.get("init_from")))
+    switching = recipe.final_crop_size is not None and at is recipe
+    clock = _fit_phase(model, recipe, run_dir, cycle, state, train, validation, calibration, last, switching)
+    latest = latest_checkpoint(run_dir)
+    state = json.loads((latest / "state.json").read_text()) if latest is not None else state
+    if switching and _going_on(recipe, clock, state) and at_final_size(recipe, clock.cycle, clock.steps):
+        final = final_recipe(recipe)
+        print(f"Step {clock.steps}: the last steps of the cycle train on {final.image_size}-pixel crops, "
+              f"batch {final.batch_size}.", flush=True)
+        steps, cycle = clock.steps, clock.cycle
+        del clock, train, validation, calibration  # the clock holds the first phase's network
+        model, train, validation, calibration = phase(final, steps, model)
+        gc.collect()
+        clock = _fit_phase(model, recipe, run_dir, cycle, state, train, validation, calibration, last)
+    summary = {"steps": clock.steps, "hours": round(clock.seconds / 3600, 3),
+               "cpu_hours": round(clock.cpu_seconds / 3600, 3), "cycle": clock.cycle.to_dict(),
+               "epochs": len(_csv_rows(run_dir / "model_training.csv"))}
+    if recipe.final_crop_size is not None:
+        summary["progressive"] = progressive_record(recipe, clock.cycle)
+    return summary, model
+
+
+def _fit_phase(model: keras.Model, recipe: Recipe, run_dir: Path, cycle, state: dict[str, Any], train, validation,
+               calibration, last: LastWeights | None = None, switching: bool = False) -> TrainingClock:
+    """One model.fit from the counters in `state`; with `switching` it ends at the switch step."""
     clock = TrainingClock(recipe, cycle, state["steps"], state["seconds"], state.get("cpu_seconds", 0.0))
     best = keras.callbacks.ModelCheckpoint(str(run_dir / BEST_WEIGHTS), monitor="val_loss", save_best_only=True,
                                            save_weights_only=True, initial_value_threshold=state["best_val_loss"])
@@ -122,7 +161,8 @@ def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, 
     if recipe.early_stopping_patience:
         stopping = ResumableEarlyStopping(recipe, state.get("wait", 0), state.get("stopping_best"),
                                           state.get("stopping_best_epoch", 0))
-    callbacks = [KeepFreedMemory(), PeriodicValidation(recipe, validation, calibration), clock, best,
+    callbacks = [KeepFreedMemory(), PeriodicValidation(recipe, validation, calibration), clock,
+                 *([StopAtSwitch(recipe, clock)] if switching else []), best,
                  *([stopping] if stopping else []),
                  keras.callbacks.CSVLogger(str(run_dir / "model_training.csv"), append=True),
                  RunCheckpoint(run_dir, clock, best, stopping)]
@@ -130,14 +170,17 @@ def fit(model: keras.Model, recipe: Recipe, run: dict[str, Any], run_dir: Path, 
         callbacks.append(LovaszPhase(recipe, clock, model.loss.lovasz_scale))
     if last is not None:
         callbacks.append(last)
-    stopped_early = stopping is not None and stopping.wait >= stopping.patience
-    if not clock.finished and state["epoch"] < recipe.max_epochs and not stopped_early:
+    if _going_on(recipe, clock, state):
         model.fit(train, epochs=recipe.max_epochs, initial_epoch=state["epoch"],
                   steps_per_epoch=recipe.steps_per_epoch, callbacks=callbacks, shuffle=False,
                   verbose=1 if sys.stdout.isatty() else 2)
-    return {"steps": clock.steps, "hours": round(clock.seconds / 3600, 3),
-            "cpu_hours": round(clock.cpu_seconds / 3600, 3), "cycle": clock.cycle.to_dict(),
-            "epochs": len(_csv_rows(run_dir / "model_training.csv"))}
+    return clock
+
+
+def _going_on(recipe: Recipe, clock: TrainingClock, state: dict[str, Any]) -> bool:
+    """Whether a run at checkpoint `state` trains on: budget left, epochs left, no early stop."""
+    stopped_early = bool(recipe.early_stopping_patience) and state.get("wait", 0) >= recipe.early_stopping_patience
+    return not clock.finished and state["epoch"] < recipe.max_epochs and not stopped_early
 
 
 def finish(model: keras.Model, recipe: Recipe, run: dict, run_dir: Path, data_root: Path,
@@ -202,19 +245,22 @@ def train(recipe: Recipe, run_dir: Path, hours: float | None = None, data_root: 
     print(f"Training arithmetic: {policy} ({why}).", flush=True)
     use_policy(policy)
     keras.utils.set_random_seed(recipe.seed)
-    model = compile_network(recipe, np.array(run["class_frequencies"]), encoder_weights)
+    frequencies = np.array(run["class_frequencies"])
     train_samples, validation_samples, _ = training_split(data_root)
-    checkpoint = latest_checkpoint(run_dir)
-    seed = recipe.seed + (json.loads((checkpoint / "state.json").read_text())["steps"] if checkpoint else 0)
     print(f"Recipe {recipe.name}: {len(train_samples)} training / {len(validation_samples)} validation images "
           f"from {data_root}, {recipe.image_size}-pixel inputs ({recipe.input_mode}), batch {recipe.batch_size}, "
           f"budget {_describe(budget)}; run folder {run_dir}", flush=True)
+
+    def phase(at: Recipe, steps: int, previous: keras.Model | None) -> tuple:
+        model = compile_network(at, frequencies, encoder_weights if previous is None else None)
+        if previous is not None:
+            switch_network(previous, model)
+        return (model, training_data(at, train_samples, run_dir, recipe.seed + steps),
+                validation_data(at, validation_samples),
+                calibration_batches(at, train_samples, seed=recipe.seed + 2) if recipe.validation_bn_batches else None)
+
     last = LastWeights() if recipe.ema_momentum else None
-    run["training"] = fit(model, recipe, run, run_dir,
-                          training_data(recipe, train_samples, run_dir, seed),
-                          validation_data(recipe, validation_samples),
-                          calibration_batches(recipe, train_samples, seed=recipe.seed + 2)
-                          if recipe.validation_bn_batches else None, last)
+    run["training"], model = fit(phase, recipe, run, run_dir, last)
     return finish(model, recipe, run, run_dir, data_root, evaluate, last.weights if last else None)
 
 
