@@ -20,6 +20,7 @@ from typing import Any
 
 import keras
 
+from training.callbacks import TrainingClock
 from training.config import Recipe
 from training.schedule import Cycle, plan_cycle
 
@@ -117,7 +118,7 @@ class StopAtSwitch(keras.callbacks.Callback):
     Checked after every step and after every epoch (an hours budget's end, hence the switch
     step, becomes known at the end of the first epoch, possibly past the switch)."""
 
-    def __init__(self, recipe: Recipe, clock):
+    def __init__(self, recipe: Recipe, clock: TrainingClock):
         super().__init__()
         self.recipe, self.clock = recipe, clock
 

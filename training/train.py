@@ -24,6 +24,7 @@ import datetime
 import gc
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,8 @@ def compile_network(recipe: Recipe, frequencies: np.ndarray, encoder_weights: st
     return model
 
 
-def fit(phase, recipe: Recipe, run: dict[str, Any], run_dir: Path,
-        last: LastWeights | None = None) -> tuple[dict, keras.Model]:
+def fit(phase: Callable[[Recipe, int, keras.Model | None], tuple], recipe: Recipe, run: dict[str, Any],
+        run_dir: Path, last: LastWeights | None = None) -> tuple[dict, keras.Model]:
     """Resume from the last checkpoint (or start from the run's model file, if any) and fit
     until the step budget, early stop or max epochs; returns the run's training summary and
     the network trained last.
