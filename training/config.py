@@ -111,6 +111,9 @@ class Recipe:
                                 ("ema_momentum", 0.0, 0.9999)):
             if not low <= getattr(self, knob) <= high:
                 raise ValueError(f"{knob} must be between {low} and {high}, not {getattr(self, knob)!r}")
+        if self.ema_momentum and self.final_crop_size:
+            # Keras writes the average into the weights when a fit ends, i.e. at the switch too.
+            raise ValueError("ema_momentum and final_crop_size cannot be combined (yet): choose one")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, written into every run folder and model file."""

@@ -148,7 +148,8 @@ def test_recipe_refuses_unknown_lever_values():
 
 def test_auto_precision_follows_the_cpu():
     auto = NATIVE.with_overrides(precision="auto")
-    assert resolve_precision(auto, frozenset({"avx512f", "avx512_bf16"})) == ("mixed_bfloat16", "the CPU has AVX512-BF16")
+    assert resolve_precision(auto, frozenset({"avx512f", "avx512_bf16"})) == ("mixed_bfloat16",
+                                                                             "the CPU has AVX512-BF16")
     policy, why = resolve_precision(auto, frozenset({"avx2"}))
     assert policy == "float32" and "emulated" in why
     assert resolve_precision(NATIVE, frozenset({"avx512_bf16"}))[0] == "float32"
