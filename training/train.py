@@ -70,7 +70,7 @@ def start_or_resume(run_dir: Path, recipe: Recipe, budget: dict[str, Any], data_
     train, validation, split_name = training_split(data_root)
     if path.is_file():
         run = json.loads(path.read_text())
-        if run["recipe"] != recipe.to_dict():
+        if _stored_recipe(run["recipe"]) != recipe.to_dict():
             raise SystemExit(f"{run_dir} holds a run of another recipe ({run['recipe']['name']}); "
                              "choose another --out or the same recipe")
         if init_from is not None and file_sha256(init_from) != (run.get("init_from") or {}).get("sha256"):
@@ -91,6 +91,15 @@ def start_or_resume(run_dir: Path, recipe: Recipe, budget: dict[str, Any], data_
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(run, indent=1))
     return run
+
+
+def _stored_recipe(stored: dict[str, Any]) -> dict[str, Any] | None:
+    """A run folder's recipe with the knobs added since it was written at their defaults (which
+    reproduce the behaviour it ran with), so code updates do not strand a run; None if unreadable."""
+    try:
+        return Recipe.from_dict(stored).to_dict()
+    except (TypeError, ValueError):
+        return None
 
 
 def compile_network(recipe: Recipe, frequencies: np.ndarray, encoder_weights: str | None) -> keras.Model:

@@ -188,3 +188,17 @@ def test_init_from_may_change_the_head_dropout(data, tmp_path):
     second = train(NATIVE.with_overrides(**TINY), tmp_path / "second", steps=1, data_root=data, evaluate=False,
                    init_from=first)
     assert read_metadata(second).architecture_params == {"filters": [8, 16]}
+
+
+def test_a_run_folder_written_before_new_knobs_resumes(data, tmp_path):
+    recipe = NATIVE.with_overrides(**TINY)
+    train(recipe, tmp_path / "run", steps=2, data_root=data, evaluate=False)
+    run_json = tmp_path / "run" / "run.json"
+    run = json.loads(run_json.read_text())
+    for knob in ("precision", "rotation", "class_aware_crops", "ema_momentum", "lovasz_weight", "lovasz_from"):
+        del run["recipe"][knob]  # as written by the code before these knobs existed
+    run_json.write_text(json.dumps(run))
+    train(recipe, tmp_path / "run", steps=4, data_root=data, evaluate=False)
+    assert json.loads(run_json.read_text())["training"]["steps"] == 4
+    with pytest.raises(SystemExit, match="another recipe"):
+        train(recipe.with_overrides(rotation="rot90"), tmp_path / "run", steps=6, data_root=data, evaluate=False)
