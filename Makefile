@@ -16,7 +16,7 @@ PIP_STAMP := $(VENV)/.requirements-ok
 export QT_QPA_PLATFORM := offscreen
 export XDG_RUNTIME_DIR := /tmp/runtime-$(shell id -u)
 
-.PHONY: setup test lint package demo bench bench-quick train evaluate clean qt6-check screenshots
+.PHONY: setup test lint package demo bench bench-quick train levers evaluate clean qt6-check screenshots
 
 setup: $(PIP_STAMP)
 
@@ -81,6 +81,12 @@ HOURS ?= 2
 RUN ?= runs/$(RECIPE)
 train: setup
 	$(PY) -m training.train --recipe $(RECIPE) --hours $(HOURS) --out $(RUN)$(if $(INIT_FROM), --init-from "$(INIT_FROM)")
+
+# The issue-11 lever study (training/lever_study.py): 300-step continuations of one model, one
+# recipe knob changed in each, then their comparison table; finished experiments are skipped.
+LEVERS ?= ../runs/levers
+levers: setup
+	$(PY) -m training.lever_study --init-from "$(or $(INIT_FROM),models/dubai-native-v1.safetensors)" --out $(LEVERS)
 
 # Scores a model file on the validation images: make evaluate MODEL=path (default: RUN's model).
 evaluate: setup

@@ -190,6 +190,9 @@ NATIVE = Recipe(
     # would throw the weights out of the basin the first run ended in before its cosine
     # could bring them back, so a restart peaks lower.
     restart_learning_rate=3e-4,
+    # bfloat16 where the CPU has it: 1.49-1.56x the steps per second of float32 here, and at
+    # equal steps from the same model and crops the same scores (README, "Training levers").
+    precision="auto",
 )
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (REFERENCE, NATIVE)}

@@ -27,7 +27,7 @@ from training.train import train
 BF16 = {"precision": "mixed_bfloat16"}
 #: name -> recipe knobs changed from `native`, in the order they run (most informative first).
 EXPERIMENTS: dict[str, dict[str, Any]] = {
-    "fp32-s42": {},
+    "fp32-s42": {"precision": "float32"},
     "bf16-s42-ema": {**BF16, "ema_momentum": 0.99},
     "bf16-s7-ema": {**BF16, "ema_momentum": 0.99, "seed": 7},
     "classaware": {**BF16, "class_aware_crops": 0.5, "class_weight_power": 0.25},

@@ -70,9 +70,10 @@ def start_or_resume(run_dir: Path, recipe: Recipe, budget: dict[str, Any], data_
     train, validation, split_name = training_split(data_root)
     if path.is_file():
         run = json.loads(path.read_text())
-        if _stored_recipe(run["recipe"]) != recipe.to_dict():
-            raise SystemExit(f"{run_dir} holds a run of another recipe ({run['recipe']['name']}); "
-                             "choose another --out or the same recipe")
+        stored, ours = _stored_recipe(run["recipe"]), recipe.to_dict()
+        if stored != ours:
+            raise SystemExit(f"{run_dir} holds a run of another recipe ({run['recipe']['name']}"
+                             f"{_differences(stored, ours)}); choose another --out or the same recipe")
         if init_from is not None and file_sha256(init_from) != (run.get("init_from") or {}).get("sha256"):
             raise SystemExit(f"{run_dir} was not started from {init_from}; resume it without --init-from "
                              "or choose another --out")
@@ -100,6 +101,14 @@ def _stored_recipe(stored: dict[str, Any]) -> dict[str, Any] | None:
         return Recipe.from_dict(stored).to_dict()
     except (TypeError, ValueError):
         return None
+
+
+def _differences(stored: dict[str, Any] | None, ours: dict[str, Any]) -> str:
+    """', where KNOB=run's value (now VALUE)...' for the knobs a run folder's recipe differs in."""
+    if stored is None or stored["name"] != ours["name"]:
+        return ""
+    changed = [f"{k}={json.dumps(stored.get(k))} (now {json.dumps(ours[k])})" for k in ours if stored.get(k) != ours[k]]
+    return ", where " + ", ".join(changed) + "; --set KNOB=VALUE resumes it as it was"
 
 
 def compile_network(recipe: Recipe, frequencies: np.ndarray, encoder_weights: str | None) -> keras.Model:

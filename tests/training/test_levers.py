@@ -17,7 +17,7 @@ from tests.training.helpers import write_synthetic_dataset
 from tests.training.test_augment import _draw_rates
 from training.augment import crop_window, native_border
 from training.callbacks import LovaszPhase
-from training.config import NATIVE
+from training.config import NATIVE, REFERENCE
 from training.dataset import IGNORE, REAL_CLASS_IDS
 from training.inputs import random_crops
 from training.losses import build_loss, lovasz_softmax_loss
@@ -152,7 +152,8 @@ def test_auto_precision_follows_the_cpu():
                                                                              "the CPU has AVX512-BF16")
     policy, why = resolve_precision(auto, frozenset({"avx2"}))
     assert policy == "float32" and "emulated" in why
-    assert resolve_precision(NATIVE, frozenset({"avx512_bf16"}))[0] == "float32"
+    assert NATIVE.precision == "auto" and REFERENCE.precision == "float32"  # the reference stays as published
+    assert resolve_precision(REFERENCE, frozenset({"avx512_bf16"}))[0] == "float32"
 
 
 def test_bfloat16_training_exports_a_float32_model(data, tmp_path, float32_afterwards):
@@ -195,10 +196,17 @@ def test_a_run_folder_written_before_new_knobs_resumes(data, tmp_path):
     train(recipe, tmp_path / "run", steps=2, data_root=data, evaluate=False)
     run_json = tmp_path / "run" / "run.json"
     run = json.loads(run_json.read_text())
-    for knob in ("precision", "rotation", "class_aware_crops", "ema_momentum", "lovasz_weight", "lovasz_from"):
+    for knob in ("rotation", "class_aware_crops", "ema_momentum", "lovasz_weight", "lovasz_from"):
         del run["recipe"][knob]  # as written by the code before these knobs existed
     run_json.write_text(json.dumps(run))
     train(recipe, tmp_path / "run", steps=4, data_root=data, evaluate=False)
     assert json.loads(run_json.read_text())["training"]["steps"] == 4
-    with pytest.raises(SystemExit, match="another recipe"):
+    with pytest.raises(SystemExit, match='another recipe .*rotation="free" \\(now "rot90"\\)'):
         train(recipe.with_overrides(rotation="rot90"), tmp_path / "run", steps=6, data_root=data, evaluate=False)
+    # Before `precision` existed every run was float32; the native recipe is now "auto", so
+    # such a run resumes only as it was, and the refusal says how.
+    del run["recipe"]["precision"]
+    run_json.write_text(json.dumps(run))
+    with pytest.raises(SystemExit, match='precision="float32" \\(now "auto"\\); --set KNOB=VALUE'):
+        train(recipe, tmp_path / "run", steps=6, data_root=data, evaluate=False)
+    train(recipe.with_overrides(precision="float32"), tmp_path / "run", steps=6, data_root=data, evaluate=False)
