@@ -108,7 +108,7 @@ class Recipe:
         if self.rotation not in ("free", "rot90"):
             raise ValueError(f"rotation must be free or rot90, not {self.rotation!r}")
         for knob, low, high in (("class_aware_crops", 0.0, 1.0), ("lovasz_from", 0.0, 1.0),
-                                ("ema_momentum", 0.0, 0.9999)):
+                                ("final_crop_fraction", 0.0, 1.0), ("ema_momentum", 0.0, 0.9999)):
             if not low <= getattr(self, knob) <= high:
                 raise ValueError(f"{knob} must be between {low} and {high}, not {getattr(self, knob)!r}")
         if self.ema_momentum and self.final_crop_size:

@@ -40,8 +40,6 @@ def switch_step(recipe: Recipe, cycle: Cycle) -> int | None:
     at cycle.start + (1 - fraction) * (cycle.end - cycle.start), with the final phase's
     length rounded to the nearest step (halves up).
     """
-    if not 0.0 <= recipe.final_crop_fraction <= 1.0:
-        raise ValueError(f"final_crop_fraction must be within 0..1, not {recipe.final_crop_fraction}")
     if recipe.final_crop_size is None or cycle.end is None:
         return None
     span = cycle.end - cycle.start
