@@ -8,6 +8,8 @@ import pytest
 from training.dataset import IGNORE
 from training.losses import class_weights, masked_crossentropy, mean_class_dice_loss
 from training.metrics import (
+    AwayFromBoundaries,
+    boundary_band,
     confusion_matrix,
     masked_accuracy,
     pooled_soft_dice,
@@ -107,3 +109,32 @@ def test_dice_loss_is_zero_for_a_perfect_answer_and_ignores_black():
     assert float(mean_class_dice_loss(labels, perfect)) == pytest.approx(0.0, abs=1e-6)
     wrong = np.roll(perfect, 1, axis=-1)
     assert float(mean_class_dice_loss(labels, wrong)) > 0.6
+
+
+def test_boundary_band_is_the_pixels_within_its_width_of_a_change_of_class():
+    labels = np.zeros((5, 9), dtype=np.uint8)
+    labels[:, 5:] = 1                      # a vertical edge between columns 4 and 5
+    assert boundary_band(labels, 1)[0].tolist() == [False] * 4 + [True, True] + [False] * 3
+    assert boundary_band(labels, 2)[0].tolist() == [False] * 3 + [True] * 4 + [False] * 2
+    assert not boundary_band(np.full((4, 4), 3, np.uint8), 2).any()       # one class: no boundary
+    unannotated = np.zeros((3, 6), dtype=np.uint8)
+    unannotated[:, 4:] = IGNORE                                           # annotation stops at column 3
+    assert boundary_band(unannotated, 1)[0].tolist() == [False, False, False, True, True, False]
+
+
+def test_away_from_boundaries_scores_outside_the_band_and_counts_errors_in_it():
+    labels = np.zeros((4, 10), dtype=np.uint8)
+    labels[:, 5:] = 1
+    predicted = labels.copy()
+    predicted[:, 5] = 0                    # the edge drawn one pixel late: 4 errors, all at the edge
+    predicted[0, 9] = 0                    # and one error far from it
+    probabilities = np.eye(6, dtype=np.float32)[predicted]
+    band = AwayFromBoundaries(1)
+    band.add(labels, probabilities)
+    result = band.result()
+    assert result["band_pixel_share"] == pytest.approx(8 / 40)
+    assert result["band_error_share"] == pytest.approx(4 / 5)
+    outside = result["outside_band"]
+    assert outside["pixel_accuracy"] == pytest.approx(31 / 32)            # only the far error is left
+    assert outside["per_class"]["land"]["iou"] == pytest.approx(15 / 16)
+    assert scores(confusion_matrix(labels, predicted))["pixel_accuracy"] == pytest.approx(35 / 40)

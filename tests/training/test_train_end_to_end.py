@@ -111,6 +111,15 @@ def test_native_fit_checkpoint_resume_export_evaluate(data, tmp_path, monkeypatc
     averaged = segment_array(image.astype(np.float32) / 255, with_tta(predictor, "flips"), 64, 16)
     assert flipped["tta"] == "flips" and flipped["per_image"][0]["pixel_accuracy"] == pytest.approx(
         scores(confusion_matrix(labels, averaged.argmax(-1)))["pixel_accuracy"], abs=1e-6)
+    # With --split training it scores the images the model trained on, in its own folder, and
+    # both reports say how the scores change away from class boundaries.
+    evaluate_main([str(tmp_path / "again.safetensors"), "--split", "training"])
+    seen = json.loads((tmp_path / "evaluation-training-images" / "metrics.json").read_text())
+    training_names = [s.name for s in reference_split(list_samples(data))[0]]
+    assert seen["split"]["training"] == training_names == [row["image"] for row in seen["per_image"]]
+    assert [band["width"] for band in seen["away_from_boundaries"]] == [2, 8]
+    assert 0 < seen["away_from_boundaries"][0]["band_pixel_share"] < seen["away_from_boundaries"][1]["band_pixel_share"]
+    assert "share of errors in band" in (tmp_path / "evaluation-training-images" / "metrics.md").read_text()
 
 
 def test_reference_recipe_learns_the_synthetic_classes(data, tmp_path):
