@@ -33,7 +33,7 @@ from dubai_segmenter.engine.segment import segment_array
 from dubai_segmenter.engine.tta import TTA_MODES, with_tta
 from training.dataset import REAL_CLASS_IDS, data_dir, load_sample
 from training.inputs import squash
-from training.metrics import AwayFromBoundaries, ScoreAccumulator
+from training.metrics import AwayFromBoundaries, ScoreAccumulator, TemperatureScan
 from training.plots import activation_grid, prediction_panel
 from training.splits import training_split
 
@@ -72,13 +72,14 @@ def evaluate_model(model_path: Path, out_dir: Path, data_root: Path | None = Non
     scored = validation if split == "validation" else training
     window, reference, per_image = ScoreAccumulator(), ScoreAccumulator(), []
     boundaries = [AwayFromBoundaries(width) for width in BOUNDARY_WIDTHS]
+    temperature = TemperatureScan()
     for number, sample in enumerate(scored, start=1):
         image, labels = load_sample(sample)
         inputs = image.astype(np.float32) * np.float32(metadata.input_scale)
         probabilities = segment_array(inputs, predictor, tile, overlap, batch_size)
         own = window.add(labels, probabilities)
-        for band in boundaries:
-            band.add(labels, probabilities)
+        for accumulator in (*boundaries, temperature):
+            accumulator.add(labels, probabilities)
         small_image, small_labels = squash(image, labels, REFERENCE_SIZE)
         small_inputs = small_image.astype(np.float32)[None] * np.float32(metadata.input_scale)
         squashed = reference.add(small_labels, squashed_predictor.predict(small_inputs)[0])
@@ -101,6 +102,7 @@ def evaluate_model(model_path: Path, out_dir: Path, data_root: Path | None = Non
         "split": {"name": split_name, "scored": split, split: [s.name for s in scored]},
         "sliding_window": {"tile_size": tile, "overlap": overlap, **window.result()},
         "away_from_boundaries": [band.result() for band in boundaries],
+        "temperature_scan": temperature.result(),
         "reference_protocol": {"image_size": REFERENCE_SIZE, **reference.result()},
         "reference_published": REFERENCE_PUBLISHED,
         "per_image": per_image,
@@ -162,7 +164,8 @@ def markdown_report(result: dict[str, Any]) -> str:
               "|---|" + "---|" * len(DUBAI_CLASSES)]
     for c, row in zip(DUBAI_CLASSES, window["confusion_matrix"]):
         lines.append(f"| {c.key} | " + " | ".join(str(v) for v in row) + " |")
-    return "\n".join(lines + boundary_table(result.get("away_from_boundaries", []))) + "\n"
+    lines += boundary_table(result.get("away_from_boundaries", []))
+    return "\n".join(lines + temperature_table(result.get("temperature_scan"))) + "\n"
 
 
 def boundary_table(bands: list[dict[str, Any]]) -> list[str]:
@@ -181,6 +184,16 @@ def boundary_table(bands: list[dict[str, Any]]) -> list[str]:
                      f"| {outside['pixel_accuracy']:.4f} | {_fmt(outside['mean_iou'])} | "
                      + " | ".join(_fmt(outside["per_class"][c.key]["iou"]) for c in real) + " |")
     return lines
+
+
+def temperature_table(scan: dict[str, Any] | None) -> list[str]:
+    """Markdown lines: NLL and soft dice of the sliding window's probabilities at each temperature."""
+    if not scan:
+        return []
+    return ["", f"Temperature (probabilities as p ** (1 / T); no predicted class changes; least NLL at "
+            f"T = {scan['least_nll_temperature']}):", "", "| T | NLL per pixel | soft dice |", "|---|---|---|",
+            *(f"| {t} | {nll:.4f} | {dice:.4f} |"
+              for t, nll, dice in zip(scan["temperatures"], scan["nll_per_pixel"], scan["soft_dice"]))]
 
 
 def default_report_folder(model: Path, tta: str, split: str) -> Path:

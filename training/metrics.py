@@ -161,3 +161,44 @@ class AwayFromBoundaries:
     def result(self) -> dict:
         return {"width": self.width, "band_pixel_share": self.band_pixels / max(self.pixels, 1),
                 "band_error_share": self.band_errors / max(self.errors, 1), "outside_band": self.outside.result()}
+
+
+#: Temperatures scanned: each rescales the probabilities as p ** (1 / T), renormalised, which
+#: is the softmax of the network's logits divided by T (T < 1 sharpens, T > 1 softens).
+TEMPERATURES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0)
+
+
+class TemperatureScan:
+    """Negative log-likelihood and pooled soft dice of the probabilities at each temperature.
+
+    Soft dice over annotated pixels is (2 * sum of the true class's probability + 1) / (2 * pixels + 1),
+    so it rewards confidence as much as hits; a temperature changes it without changing any
+    predicted class. Fit the temperature (least NLL) on the training images, never on the
+    validation images, then read the validation scores at that temperature.
+    """
+
+    def __init__(self, temperatures: tuple[float, ...] = TEMPERATURES):
+        self.temperatures = temperatures
+        self.nll = np.zeros(len(temperatures))
+        self.true_probability = np.zeros(len(temperatures))
+        self.pixels = 0
+
+    def add(self, labels: np.ndarray, probabilities: np.ndarray) -> None:
+        annotated = labels != IGNORE
+        truth = labels[annotated].astype(np.int64)
+        log_p = np.log(np.clip(probabilities[annotated].astype(np.float32), 1e-7, 1.0))
+        rows = np.arange(len(truth))
+        for index, temperature in enumerate(self.temperatures):
+            scaled = log_p / np.float32(temperature)
+            scaled -= scaled.max(axis=1, keepdims=True)
+            log_true = scaled[rows, truth] - np.log(np.exp(scaled).sum(axis=1))
+            self.nll[index] -= float(log_true.sum(dtype=np.float64))
+            self.true_probability[index] += float(np.exp(log_true).sum(dtype=np.float64))
+        self.pixels += len(truth)
+
+    def result(self) -> dict:
+        pixels = max(self.pixels, 1)
+        nll = (self.nll / pixels).tolist()
+        return {"temperatures": list(self.temperatures), "nll_per_pixel": nll,
+                "soft_dice": [float(pooled_soft_dice(s, 2.0 * self.pixels)) for s in self.true_probability],
+                "least_nll_temperature": self.temperatures[int(np.argmin(nll))]}

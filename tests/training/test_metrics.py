@@ -9,6 +9,7 @@ from training.dataset import IGNORE
 from training.losses import class_weights, masked_crossentropy, mean_class_dice_loss
 from training.metrics import (
     AwayFromBoundaries,
+    TemperatureScan,
     boundary_band,
     confusion_matrix,
     masked_accuracy,
@@ -138,3 +139,22 @@ def test_away_from_boundaries_scores_outside_the_band_and_counts_errors_in_it():
     assert outside["pixel_accuracy"] == pytest.approx(31 / 32)            # only the far error is left
     assert outside["per_class"]["land"]["iou"] == pytest.approx(15 / 16)
     assert scores(confusion_matrix(labels, predicted))["pixel_accuracy"] == pytest.approx(35 / 40)
+
+
+def test_temperature_scan_matches_soft_dice_at_one_and_finds_the_calibrating_temperature():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(40, 50, 6)).astype(np.float32) * 2
+    true_probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    labels = np.array([[rng.choice(6, p=p) for p in row] for row in true_probabilities], dtype=np.uint8)
+    labels[:3] = IGNORE
+    # A model whose logits are those of the truth divided by 2: too soft, calibrated at T = 0.5.
+    soft = np.exp(logits / 2) / np.exp(logits / 2).sum(-1, keepdims=True)
+    scan = TemperatureScan()
+    scan.add(labels, soft)
+    result = scan.result()
+    at_one = result["temperatures"].index(1.0)
+    assert result["soft_dice"][at_one] == pytest.approx(float(soft_dice(labels[None], soft[None])), abs=1e-5)
+    assert result["least_nll_temperature"] == 0.5
+    assert result["soft_dice"][0] > result["soft_dice"][at_one]    # sharper, more confident where right
+    ll = np.log(soft[labels != IGNORE, labels[labels != IGNORE]])
+    assert result["nll_per_pixel"][at_one] == pytest.approx(-ll.mean(), rel=1e-5)

@@ -120,6 +120,9 @@ def test_native_fit_checkpoint_resume_export_evaluate(data, tmp_path, monkeypatc
     assert [band["width"] for band in seen["away_from_boundaries"]] == [2, 8]
     assert 0 < seen["away_from_boundaries"][0]["band_pixel_share"] < seen["away_from_boundaries"][1]["band_pixel_share"]
     assert "share of errors in band" in (tmp_path / "evaluation-training-images" / "metrics.md").read_text()
+    scan = seen["temperature_scan"]
+    assert scan["soft_dice"][scan["temperatures"].index(1.0)] == pytest.approx(seen["sliding_window"]["soft_dice"],
+                                                                              abs=1e-4)
 
 
 def test_reference_recipe_learns_the_synthetic_classes(data, tmp_path):
