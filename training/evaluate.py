@@ -141,8 +141,8 @@ def markdown_report(result: dict[str, Any]) -> str:
     window, squashed, published = result["sliding_window"], result["reference_protocol"], result["reference_published"]
     lines = [
         f"# Evaluation of {Path(result['model']).name} ({len(result['per_image'])} "
-        f"{result['split'].get('scored', 'validation')} images, "
-        f"test-time augmentation: {result.get('tta', 'none')}, {result['seconds']:.0f} s)",
+        f"{result['split']['scored']} images, "
+        f"test-time augmentation: {result['tta']}, {result['seconds']:.0f} s)",
         "",
         "| protocol | pixel accuracy | mean IoU (5 classes) | soft dice (reference formula) |",
         "|---|---|---|---|",
@@ -164,14 +164,12 @@ def markdown_report(result: dict[str, Any]) -> str:
               "|---|" + "---|" * len(DUBAI_CLASSES)]
     for c, row in zip(DUBAI_CLASSES, window["confusion_matrix"]):
         lines.append(f"| {c.key} | " + " | ".join(str(v) for v in row) + " |")
-    lines += boundary_table(result.get("away_from_boundaries", []))
-    return "\n".join(lines + temperature_table(result.get("temperature_scan"))) + "\n"
+    lines += boundary_table(result["away_from_boundaries"]) + temperature_table(result["temperature_scan"])
+    return "\n".join(lines) + "\n"
 
 
 def boundary_table(bands: list[dict[str, Any]]) -> list[str]:
     """Markdown lines: the sliding-window scores outside each band around class boundaries."""
-    if not bands:
-        return []
     real = [c for c in DUBAI_CLASSES if c.id in REAL_CLASS_IDS]
     lines = ["", "Away from class boundaries (sliding window; the band is every pixel within that many "
              "pixels of a change of class):", "",
@@ -186,10 +184,8 @@ def boundary_table(bands: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def temperature_table(scan: dict[str, Any] | None) -> list[str]:
+def temperature_table(scan: dict[str, Any]) -> list[str]:
     """Markdown lines: NLL and soft dice of the sliding window's probabilities at each temperature."""
-    if not scan:
-        return []
     return ["", f"Temperature (probabilities as p ** (1 / T); no predicted class changes; least NLL at "
             f"T = {scan['least_nll_temperature']}):", "", "| T | NLL per pixel | soft dice |", "|---|---|---|",
             *(f"| {t} | {nll:.4f} | {dice:.4f} |"
